@@ -1,0 +1,7 @@
+"""Clip sources: built-in synthetic clips, decord video datasets, normalization, batch streams."""
+
+from adamae_rl.data.loader import ClipStream
+from adamae_rl.data.synthetic import SyntheticClips
+from adamae_rl.data.transforms import IMAGENET_MEAN, IMAGENET_STD, denormalize, normalize
+
+__all__ = ["ClipStream", "SyntheticClips", "IMAGENET_MEAN", "IMAGENET_STD", "normalize", "denormalize"]

@@ -1,0 +1,173 @@
+"""Built-in default data: moving shapes over a static textured background.
+
+Each clip shows 1-3 textured shapes (square, disc, diamond) that all move in the same
+direction at their own constant speed over a static, smoothly textured background. A clip is a
+pure function of ``(seed, index)``: the same pair always renders the same pixels, on any machine,
+so runs are reproducible and no files are needed.
+
+Every item carries:
+
+- ``video``: float ``[C=3, T, H, W]``, ImageNet-normalized;
+- ``label``: int64 scalar, the motion direction class ``0..7`` = the angle ``label * 45°``
+  counter-clockwise from "moving right" (0 right, 2 up, 4 left, 6 down; image y grows downward);
+- ``fg_tokens``: bool ``[N]``: the tubelet token ``(t h w)`` covers at least one pixel of a
+  moving shape in at least one of its frames.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch.utils.data import Dataset
+
+from adamae_rl.data.loader import SampleKey, split_key
+from adamae_rl.data.transforms import normalize
+
+NUM_DIRECTIONS = 8
+SHAPES = ("square", "disc", "diamond")
+
+
+def token_grid(num_frames: int, img_size: int, patch_size: int, tubelet_size: int) -> tuple[int, int, int]:
+    """Token grid ``(T/t, H/p, W/p)``; raises ValueError when the sizes do not divide."""
+    if num_frames % tubelet_size:
+        raise ValueError(f"num_frames={num_frames} is not divisible by tubelet_size={tubelet_size}")
+    if img_size % patch_size:
+        raise ValueError(f"img_size={img_size} is not divisible by patch_size={patch_size}")
+    return num_frames // tubelet_size, img_size // patch_size, img_size // patch_size
+
+
+def pixel_mask_to_tokens(fg: torch.Tensor, patch_size: int, tubelet_size: int) -> torch.Tensor:
+    """Reduce a per-pixel mask to per-token flags.
+
+    Args:
+        fg: bool ``[..., T, H, W]``.
+    Returns:
+        bool ``[..., N]`` in ``(t h w)`` order: True where any pixel of the tubelet is set.
+    """
+    *lead, t_len, h, w = fg.shape
+    t, p = tubelet_size, patch_size
+    tubes = fg.reshape(*lead, t_len // t, t, h // p, p, w // p, p)
+    tubes = tubes.any(dim=-1).any(dim=-2).any(dim=-3)  # drop p (W), p (H), t
+    return tubes.reshape(*lead, -1)
+
+
+class SyntheticClips(Dataset):
+    """Deterministic moving-shapes clips.
+
+    Args:
+        num_clips: dataset length (indices ``0 .. num_clips-1``).
+        num_frames: frames per clip ``T``.
+        img_size: square frame side ``H = W`` in pixels.
+        patch_size, tubelet_size: token geometry, used for ``fg_tokens``.
+        seed: selects the family of clips; train and validation use different seeds.
+        max_shapes: at most this many shapes per clip (at least one).
+    """
+
+    def __init__(
+        self,
+        num_clips: int = 100_000,
+        num_frames: int = 16,
+        img_size: int = 64,
+        patch_size: int = 8,
+        tubelet_size: int = 2,
+        seed: int = 0,
+        max_shapes: int = 3,
+    ) -> None:
+        token_grid(num_frames, img_size, patch_size, tubelet_size)
+        if num_clips < 1 or max_shapes < 1:
+            raise ValueError(f"num_clips={num_clips} and max_shapes={max_shapes} must be >= 1")
+        self.num_clips = num_clips
+        self.num_frames = num_frames
+        self.img_size = img_size
+        self.patch_size = patch_size
+        self.tubelet_size = tubelet_size
+        self.seed = seed
+        self.max_shapes = max_shapes
+
+    def __len__(self) -> int:
+        return self.num_clips
+
+    def __getitem__(self, key: int | SampleKey) -> dict[str, torch.Tensor]:
+        index, _ = split_key(key)  # synthetic clips need no per-draw randomness
+        if not 0 <= index < self.num_clips:
+            raise IndexError(f"index {index} out of range for {self.num_clips} clips")
+        pixels, fg, label = render_clip(
+            self.seed, index, self.num_frames, self.img_size, self.max_shapes
+        )
+        return {
+            "video": normalize(pixels),
+            "label": torch.tensor(label, dtype=torch.long),
+            "fg_tokens": pixel_mask_to_tokens(fg, self.patch_size, self.tubelet_size),
+        }
+
+
+def render_clip(
+    seed: int, index: int, num_frames: int, img_size: int, max_shapes: int = 3
+) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Render one clip.
+
+    Returns:
+        pixels: float ``[3, T, H, W]`` in [0, 1]; fg: bool ``[T, H, W]``; label: direction class.
+    """
+    # A private generator per clip: the clip depends on (seed, index) only, never on global RNG.
+    gen = torch.Generator().manual_seed((seed * 1_000_003 + index) % (2**63))
+    size, frames = img_size, num_frames
+    coords = torch.arange(size, dtype=torch.float32) + 0.5
+    yy, xx = torch.meshgrid(coords, coords, indexing="ij")  # [H, W]
+
+    video = _background(gen, yy, xx, size).unsqueeze(1).expand(3, frames, size, size).clone()
+    fg = torch.zeros(frames, size, size, dtype=torch.bool)
+
+    label = int(torch.randint(NUM_DIRECTIONS, (1,), generator=gen))
+    angle = label * 2 * math.pi / NUM_DIRECTIONS
+    # Image rows grow downward, so "up" (label 2) is a negative y velocity.
+    unit = torch.tensor([-math.sin(angle), math.cos(angle)])  # (dy, dx)
+    t = torch.arange(frames, dtype=torch.float32).view(frames, 1, 1)
+
+    num_shapes = int(torch.randint(1, max_shapes + 1, (1,), generator=gen))
+    for _ in range(num_shapes):  # at most a few shapes: not a loop over batch or tokens
+        radius = size * (0.09 + 0.07 * float(torch.rand(1, generator=gen)))
+        span = max(frames - 1, 1)
+        max_speed = max((size - 2 * radius - 2) / span, 0.0)
+        speed = min(size / 64 * (0.8 + 1.2 * float(torch.rand(1, generator=gen))), max_speed)
+        vel = unit * speed
+        center0 = []
+        for axis in range(2):
+            travel = float(vel[axis]) * span
+            lo, hi = radius - min(0.0, travel), size - radius - max(0.0, travel)
+            center0.append(lo + (hi - lo) * float(torch.rand(1, generator=gen)))
+        dy = yy - (center0[0] + vel[0] * t)  # [T, H, W]
+        dx = xx - (center0[1] + vel[1] * t)
+        kind = SHAPES[int(torch.randint(len(SHAPES), (1,), generator=gen))]
+        if kind == "square":
+            inside = torch.maximum(dy.abs(), dx.abs()) <= radius
+        elif kind == "disc":
+            inside = dy**2 + dx**2 <= radius**2
+        else:
+            inside = dy.abs() + dx.abs() <= radius * 1.3
+        video = torch.where(inside.unsqueeze(0), _shape_texture(gen, dy, dx, size), video)
+        fg |= inside
+    return video.clamp(0, 1), fg, label
+
+
+def _background(gen: torch.Generator, yy: torch.Tensor, xx: torch.Tensor, size: int) -> torch.Tensor:
+    """Static smooth texture ``[3, H, W]`` in [0, 1]: a base colour plus a few low-frequency waves."""
+    base = 0.25 + 0.5 * torch.rand(3, 1, 1, generator=gen)
+    pattern = torch.zeros(3, size, size)
+    for _ in range(3):
+        freq = (1.0 + 3.0 * torch.rand(2, generator=gen)) * 2 * math.pi / size
+        phase = 2 * math.pi * torch.rand(1, generator=gen)
+        amp = 0.06 + 0.08 * torch.rand(3, 1, 1, generator=gen)
+        pattern += amp * torch.sin(freq[0] * yy + freq[1] * xx + phase)
+    return base + pattern
+
+
+def _shape_texture(gen: torch.Generator, dy: torch.Tensor, dx: torch.Tensor, size: int) -> torch.Tensor:
+    """Saturated colour with stripes that move with the shape: ``[3, T, H, W]``."""
+    colour = torch.rand(3, generator=gen)
+    colour = (colour - colour.min()) / (colour.max() - colour.min() + 1e-6)  # saturate
+    theta = math.pi * float(torch.rand(1, generator=gen))
+    freq = (6 + 6 * float(torch.rand(1, generator=gen))) * 2 * math.pi / size
+    stripes = 0.7 + 0.3 * torch.sin(freq * (dx * math.cos(theta) + dy * math.sin(theta)))
+    return colour.view(3, 1, 1, 1) * stripes.unsqueeze(0)
