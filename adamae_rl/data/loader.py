@@ -7,17 +7,38 @@ uninterrupted run would have seen, with any number of loader workers.
 The sampler yields *sample keys* ``(index, draw_seed)``: datasets with random augmentation seed
 their per-item randomness from ``draw_seed`` (never from worker-local RNG), so the stream is
 deterministic whatever ``num_workers`` is. Datasets without randomness ignore it.
+
+Two optional dataset hooks (used by the decord video dataset):
+
+- ``dataset.clips_per_item = R`` (repeated sampling): each item holds ``R`` clips stacked on a
+  leading dim; the loader then batches ``batch_size // R`` items and flattens, so every batch
+  still holds exactly ``batch_size`` clips.
+- items may carry ``SKIPPED_KEY``: a list of ``(path, reason)`` for the bad files skipped while
+  producing them. Worker processes cannot log for the run, so the report travels with the batch;
+  the stream pops it in the main process, logs each bad file once (logger ``adamae_rl.data``),
+  counts it in ``stream.skipped`` and stops the run when the share of failed reads exceeds
+  ``max_skip_share`` (default: ``dataset.max_skip_share``, else no limit).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
 
 SampleKey = tuple[int, int]
+SkipReport = tuple[str, str]  # (path, reason)
+
+# Non-tensor item entry listing the files skipped while producing the item.
+SKIPPED_KEY = "skipped"
+# The skip share is judged only after this many reads: one bad file among the first few reads
+# says nothing about the data set.
+MIN_READS_FOR_SHARE = 20
+
+log = logging.getLogger("adamae_rl.data")
 
 
 def split_key(key: int | SampleKey) -> SampleKey:
@@ -50,15 +71,48 @@ class ResumableSampler(Sampler[SampleKey]):
         return self.length - self.start
 
 
+class StreamCollate:
+    """Collate items into one batch dict; runs in the loader workers, so it must pickle.
+
+    Pops each item's ``SKIPPED_KEY`` report and re-attaches the batch's reports under the same
+    key, keeps the entries that every item has (a foreground mask may exist for some videos
+    only), and flattens ``[B, R, ...]`` to ``[B * R, ...]`` for repeated sampling.
+    """
+
+    def __init__(self, collate_fn: Callable | None = None, clips_per_item: int = 1) -> None:
+        self.collate_fn = collate_fn or default_collate
+        self.clips_per_item = clips_per_item
+
+    def __call__(self, items: Sequence[Any]) -> Any:
+        if not items or not all(isinstance(item, dict) for item in items):
+            return self.collate_fn(items)
+        skipped: list[SkipReport] = [r for item in items for r in item.get(SKIPPED_KEY, ())]
+        shared = set.intersection(*(set(item) for item in items)) - {SKIPPED_KEY}
+        batch = self.collate_fn([{k: v for k, v in item.items() if k in shared} for item in items])
+        if self.clips_per_item > 1:
+            batch = {k: v.flatten(0, 1) for k, v in batch.items()}
+        batch[SKIPPED_KEY] = skipped
+        return batch
+
+
 class ClipStream:
     """Endless iterator of batches ``dict[str, Tensor]``, each entry with leading dim ``batch_size``.
 
     Args:
-        dataset: map-style dataset of clip dicts (at least ``video [C, T, H, W]``).
+        dataset: map-style dataset of clip dicts (at least ``video [C, T, H, W]``); see the module
+            docstring for the optional ``clips_per_item`` and ``SKIPPED_KEY`` hooks.
         batch_size: clips per batch; the last incomplete batch of an epoch is dropped.
         seed: order seed.
         shuffle: permute each epoch.
         num_workers, pin_memory, persistent_workers, prefetch_factor: passed to ``DataLoader``.
+        collate_fn: collates the tensor entries of a list of items (default: ``default_collate``).
+        max_skip_share: stop with ``RuntimeError`` when more than this share of video reads
+            failed (default: ``dataset.max_skip_share``, else 1.0 = never).
+
+    Attributes:
+        skipped: distinct bad files skipped so far (each logged once).
+        failed_reads: failed reads so far (a bad file drawn twice counts twice).
+        reads: all reads so far, good and failed.
     """
 
     def __init__(
@@ -72,11 +126,26 @@ class ClipStream:
         persistent_workers: bool = False,
         prefetch_factor: int | None = None,
         collate_fn: Any = None,
+        max_skip_share: float | None = None,
     ) -> None:
-        if len(dataset) < batch_size:
-            raise ValueError(f"dataset has {len(dataset)} clips, fewer than batch_size={batch_size}")
+        self.clips_per_item = int(getattr(dataset, "clips_per_item", 1))
+        if batch_size % self.clips_per_item:
+            raise ValueError(
+                f"batch_size={batch_size} is not divisible by the clips per video "
+                f"(repeat={self.clips_per_item})"
+            )
+        self.items_per_batch = batch_size // self.clips_per_item
+        if len(dataset) < self.items_per_batch:
+            raise ValueError(
+                f"dataset has {len(dataset)} items, fewer than the {self.items_per_batch} a batch needs"
+            )
         self.dataset = dataset
         self.batch_size = batch_size
+        if max_skip_share is None:
+            max_skip_share = float(getattr(dataset, "max_skip_share", 1.0))
+        self.max_skip_share = max_skip_share
+        self.skipped, self.failed_reads, self.reads = 0, 0, 0
+        self._bad_files: set[str] = set()
         self.sampler = ResumableSampler(len(dataset), seed=seed, shuffle=shuffle)
         extra = {}
         if num_workers > 0:
@@ -85,16 +154,16 @@ class ClipStream:
                 extra["prefetch_factor"] = prefetch_factor
         self.loader = DataLoader(
             dataset,
-            batch_size=batch_size,
+            batch_size=self.items_per_batch,
             sampler=self.sampler,
             drop_last=True,
             num_workers=num_workers,
             pin_memory=pin_memory,
-            collate_fn=collate_fn,
+            collate_fn=StreamCollate(collate_fn, self.clips_per_item),
             **extra,
         )
         self._iter: Iterator | None = None
-        self.batches_per_epoch = len(dataset) // batch_size
+        self.batches_per_epoch = len(dataset) // self.items_per_batch
 
     def __iter__(self) -> ClipStream:
         return self
@@ -109,13 +178,42 @@ class ClipStream:
             self.sampler.start = 0
             self._iter = iter(self.loader)
             batch = next(self._iter)
-        self.sampler.start += self.batch_size  # counts consumed clips, not prefetched ones
+        self.sampler.start += self.items_per_batch  # counts consumed items, not prefetched ones
+        if isinstance(batch, dict):
+            self._record_skips(batch.pop(SKIPPED_KEY, ()))
         return batch
 
+    def _record_skips(self, reports: Sequence[SkipReport]) -> None:
+        """Log each new bad file once, count reads, stop when too many of them failed."""
+        for path, reason in reports:
+            self.failed_reads += 1
+            if path not in self._bad_files:
+                self._bad_files.add(path)
+                self.skipped += 1
+                log.warning("skipped bad video %s: %s", path, reason)
+        self.reads += self.items_per_batch + len(reports)  # every item ends in one good read
+        share = self.failed_reads / self.reads
+        if self.reads >= MIN_READS_FOR_SHARE and share > self.max_skip_share:
+            raise RuntimeError(
+                f"{self.failed_reads} of {self.reads} video reads failed ({share:.0%}), more than "
+                f"max_skip_share={self.max_skip_share}; {self.skipped} bad files, e.g. "
+                f"{sorted(self._bad_files)[:3]}: check the list file and the video folder"
+            )
+
     def state_dict(self) -> dict[str, int]:
-        return {"epoch": self.sampler.epoch, "start": self.sampler.start}
+        return {
+            "epoch": self.sampler.epoch,
+            "start": self.sampler.start,
+            "skipped": self.skipped,
+            "failed_reads": self.failed_reads,
+            "reads": self.reads,
+        }
 
     def load_state_dict(self, state: dict[str, int]) -> None:
         self.sampler.epoch = int(state["epoch"])
         self.sampler.start = int(state["start"])
+        # Older checkpoints carry no skip counters.
+        self.skipped = int(state.get("skipped", 0))
+        self.failed_reads = int(state.get("failed_reads", 0))
+        self.reads = int(state.get("reads", 0))
         self._iter = None  # the next batch is drawn from the restored position

@@ -1,0 +1,112 @@
+"""Loader throughput on a video list, side by side with a plain sequential loop.
+
+    python -m adamae_rl.data.bench LIST --workers 0 1 2 --batches 8 --frames 16 --size 64
+
+For each worker count it times ``ClipStream`` over the list (train-mode sampling, after one
+warm-up batch that also starts the workers) and compares it with a sequential loop over the
+same sample keys in this process: the same decode and transforms, no DataLoader. The
+sequential loop also measures the share of its time spent inside decord (open, ``get_batch``,
+close). Readers take turns for ``--rounds`` rounds; each figure is the median.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Sequence
+
+from adamae_rl.data.factory import ClipGeometry
+from adamae_rl.data.loader import ClipStream, ResumableSampler, SampleKey
+from adamae_rl.data.video import SamplingOptions, VideoClips, read_video_list
+
+
+def stream_keys(length: int, seed: int, count: int) -> list[SampleKey]:
+    """The first ``count`` sample keys a shuffled stream with ``seed`` draws (wrapping epochs)."""
+    sampler, keys = ResumableSampler(length, seed=seed, shuffle=True), []
+    while len(keys) < count:
+        keys.extend(sampler)
+        sampler.epoch += 1
+    return keys[:count]
+
+
+def time_sequential(dataset: VideoClips, keys: Sequence[SampleKey]) -> tuple[float, float]:
+    """Read ``keys`` one after another; returns ``(clips per second, decode share of time)``."""
+    decode_before = dataset.decode_seconds
+    start = time.perf_counter()
+    for key in keys:
+        dataset[key]
+    elapsed = time.perf_counter() - start
+    clips = len(keys) * dataset.clips_per_item
+    return clips / elapsed, (dataset.decode_seconds - decode_before) / elapsed
+
+
+def time_stream(
+    dataset: VideoClips, batch_size: int, workers: int, warmup: int, batches: int, seed: int
+) -> float:
+    """Clips per second of a ``ClipStream``, not counting its ``warmup`` first batches."""
+    stream = ClipStream(dataset, batch_size, seed=seed, num_workers=workers, persistent_workers=workers > 0)
+    for _ in range(warmup):  # starts the workers, lets each decode once and fill its queue
+        next(stream)
+    start = time.perf_counter()
+    for _ in range(batches):
+        next(stream)
+    return batches * batch_size / (time.perf_counter() - start)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("list_file")
+    parser.add_argument("--root", default=None)
+    parser.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--batches", type=int, default=16, help="timed batches per run")
+    parser.add_argument("--rounds", type=int, default=3, help="measurements per reader (median)")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--frames", type=int, default=16)
+    parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--patch", type=int, default=8)
+    parser.add_argument("--tubelet", type=int, default=2)
+    parser.add_argument("--sampling-rate", type=int, default=4)
+    parser.add_argument("--temporal-mode", default="dense", choices=["dense", "segments"])
+    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--decode-short-side", type=int, default=None)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+
+    geometry = ClipGeometry(args.frames, args.size, args.patch, args.tubelet)
+    options = SamplingOptions(
+        sampling_rate=args.sampling_rate,
+        temporal_mode=args.temporal_mode,
+        repeat=args.repeat,
+        decode_short_side=args.decode_short_side,
+    )
+    dataset = VideoClips(read_video_list(args.list_file, args.root), geometry, options, train=True)
+    # Warm-up batches are drawn but not timed, the same ones for every reader, so that all of
+    # them time the same clips; each worker process needs its own first decode.
+    warmup = max(1, *args.workers)
+    items = args.batch_size // args.repeat
+    keys = stream_keys(len(dataset), args.seed, (warmup + args.batches) * items)
+    time_sequential(dataset, keys[: warmup * items])
+    # Rounds interleave the readers, and the median damps one-off stalls of a shared machine.
+    sequential, shares, streams = [], [], {w: [] for w in args.workers}
+    for _ in range(args.rounds):
+        rate, share = time_sequential(dataset, keys[warmup * items :])
+        sequential.append(rate)
+        shares.append(share)
+        for workers in args.workers:
+            streams[workers].append(time_stream(dataset, args.batch_size, workers, warmup, args.batches, args.seed))
+
+    base = statistics.median(sequential)
+    clips = args.batches * args.batch_size
+    print(
+        f"{args.list_file}: {len(dataset)} videos, {clips} timed clips of [3, {args.frames}, {args.size}, "
+        f"{args.size}], median of {args.rounds} rounds"
+    )
+    print(f"{'reader':<20}{'clips/s':>10}{'vs sequential':>16}")
+    print(f"{'sequential loop':<20}{base:>10.1f}{1.0:>15.2f}x   decode share {statistics.median(shares):.0%}")
+    for workers, rates in streams.items():
+        rate = statistics.median(rates)
+        print(f"{f'stream workers={workers}':<20}{rate:>10.1f}{rate / base:>15.2f}x")
+
+if __name__ == "__main__":
+    main()

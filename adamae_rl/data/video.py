@@ -1,0 +1,512 @@
+"""Real videos decoded with decord: list files, temporal sampling, multi-scale crops, bad files.
+
+``data=video`` reads a VideoMAE-style list file and yields the same items as the synthetic
+clips: ``video`` float ``[3, T, H, W]`` (ImageNet-normalized), ``label`` int64 scalar (-1 when the
+list has no labels) and, when a foreground mask lies beside the video (``clip.fg.npz`` next to
+``clip.mp4``, written by :mod:`adamae_rl.data.make_synthetic`), ``fg_tokens`` bool ``[N]``.
+
+List files (one video a line, fields separated by whitespace, blank lines ignored):
+
+- ``path label`` -- VideoMAE fine-tuning / Kinetics / SSv2 lists;
+- ``path 0 -1`` -- VideoMAE v2 pre-training lists (start frame 0, whole file, no label).
+
+A relative ``path`` is joined to ``root`` when one is given, else to the list file's folder.
+Paths may not contain spaces (as in VideoMAE).
+
+Every random choice of an item (temporal window, crop, flip, the replacement of a bad file) is
+drawn from a generator seeded by the sample key's ``draw_seed``, so the stream is the same with
+any number of loader workers.
+
+Bad files (missing, empty, unreadable, truncated, not a video, too short for one clip) are
+skipped: the item is read from another video drawn from the same generator, and the item reports
+``(path, reason)`` under ``SKIPPED_KEY`` so that :class:`~adamae_rl.data.loader.ClipStream` can
+log and count it in the main process. ``strict=True`` raises :class:`BadVideoError` instead.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset
+
+from adamae_rl.data.factory import ClipGeometry
+from adamae_rl.data.loader import SKIPPED_KEY, SampleKey, split_key
+from adamae_rl.data.synthetic import pixel_mask_to_tokens, token_grid
+from adamae_rl.data.transforms import normalize
+
+TEMPORAL_MODES = ("dense", "segments")
+FG_SUFFIX = ".fg.npz"
+# A draw that keeps hitting bad files gives up after this many reads: the stream's skip-share
+# check normally stops a run long before, this only guards against an endless loop.
+MAX_READ_ATTEMPTS = 20
+
+
+class VideoReadError(Exception):
+    """One video cannot give a clip; the message is the reason (the caller knows the path)."""
+
+
+class BadVideoError(RuntimeError):
+    """A bad video in strict mode, or no readable video found for an item."""
+
+
+# --------------------------------------------------------------------------- list files
+
+
+@dataclass(frozen=True)
+class VideoEntry:
+    """One line of a list file: a resolved video path and its label (-1 = unlabelled)."""
+
+    path: str
+    label: int
+
+
+def read_video_list(list_file: str | os.PathLike, root: str | os.PathLike | None = None) -> list[VideoEntry]:
+    """Parse a VideoMAE list file (``path label`` or ``path 0 -1`` lines).
+
+    Raises:
+        FileNotFoundError: the list file does not exist.
+        ValueError: a malformed line (names ``list_file:line``), or a list without videos.
+    """
+    list_file = Path(list_file)
+    if not list_file.is_file():
+        raise FileNotFoundError(f"video list {list_file} does not exist")
+    base = Path(root) if root else list_file.parent
+    entries = []
+    for number, line in enumerate(list_file.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        path, label = _parse_line(line, f"{list_file}:{number}")
+        entries.append(VideoEntry(path=str(base / path), label=label))  # an absolute path wins
+    if not entries:
+        raise ValueError(f"video list {list_file} holds no videos")
+    return entries
+
+
+def _parse_line(line: str, where: str) -> tuple[str, int]:
+    fields = line.split()
+    try:
+        numbers = [int(f) for f in fields[1:]]
+    except ValueError:
+        raise ValueError(f"{where}: expected 'path label' or 'path 0 -1', got {line!r}") from None
+    if len(fields) == 2:
+        return fields[0], numbers[0]
+    if len(fields) == 3:
+        # VideoMAE v2 pre-training form: start frame and frame count; only whole files exist here.
+        if numbers != [0, -1]:
+            raise ValueError(f"{where}: only whole-video entries 'path 0 -1' are supported, got {line!r}")
+        return fields[0], -1
+    raise ValueError(f"{where}: expected 'path label' or 'path 0 -1', got {line!r}")
+
+
+# --------------------------------------------------------------------------- temporal sampling
+
+
+def dense_indices(
+    video_frames: int, num_frames: int, sampling_rate: int, rng: np.random.Generator | None
+) -> np.ndarray:
+    """``num_frames`` frames ``sampling_rate`` apart in one window (Kinetics style).
+
+    Train (``rng`` given): a random window; validation (``rng=None``): the centre window. A video
+    shorter than the window is read at the largest stride that fits (down to 1), so frames never
+    repeat; fewer than ``num_frames`` frames raise ``VideoReadError``.
+
+    Returns:
+        int64 ``[num_frames]``, increasing.
+    """
+    _require_frames(video_frames, num_frames)
+    stride = min(sampling_rate, video_frames // num_frames)
+    span = (num_frames - 1) * stride + 1
+    slack = video_frames - span
+    start = slack // 2 if rng is None else int(rng.integers(slack + 1))
+    return start + stride * np.arange(num_frames, dtype=np.int64)
+
+
+def segment_indices(video_frames: int, num_frames: int, rng: np.random.Generator | None) -> np.ndarray:
+    """One frame from each of ``num_frames`` equal segments (TSN / SSv2 style).
+
+    Train: a random frame of each segment; validation: each segment's middle frame.
+
+    Returns:
+        int64 ``[num_frames]``, strictly increasing.
+    """
+    _require_frames(video_frames, num_frames)
+    edges = np.arange(num_frames + 1, dtype=np.int64) * video_frames // num_frames
+    lo, hi = edges[:-1], edges[1:]  # hi > lo because video_frames >= num_frames
+    if rng is None:
+        return (lo + hi - 1) // 2
+    return rng.integers(lo, hi)
+
+
+def _require_frames(video_frames: int, num_frames: int) -> None:
+    if video_frames < num_frames:
+        raise VideoReadError(f"too short: {video_frames} frames, a clip needs {num_frames}")
+
+
+# --------------------------------------------------------------------------- spatial transforms
+
+
+class CropBox(NamedTuple):
+    """A crop in pixels of the frame it was drawn for."""
+
+    top: int
+    left: int
+    height: int
+    width: int
+
+
+def multiscale_crop_box(
+    height: int, width: int, scales: Sequence[float], max_distort: int, rng: np.random.Generator
+) -> CropBox:
+    """Random crop whose sides are ``scale * short side`` (VideoMAE's GroupMultiScaleCrop).
+
+    Height and width take scales at most ``max_distort`` steps apart in ``scales``, which jitters
+    the aspect ratio; the position is uniform over the frame.
+    """
+    short = min(height, width)
+    sides = [max(1, int(short * s)) for s in scales]
+    pairs = [(h, w) for i, h in enumerate(sides) for j, w in enumerate(sides) if abs(i - j) <= max_distort]
+    crop_h, crop_w = pairs[int(rng.integers(len(pairs)))]
+    top = int(rng.integers(height - crop_h + 1))
+    left = int(rng.integers(width - crop_w + 1))
+    return CropBox(top, left, crop_h, crop_w)
+
+
+def centre_crop_box(height: int, width: int) -> CropBox:
+    """The centred square of side ``min(height, width)`` (= resize short side, centre crop)."""
+    short = min(height, width)
+    return CropBox((height - short) // 2, (width - short) // 2, short, short)
+
+
+def rescale_box(box: CropBox, src: tuple[int, int], dst: tuple[int, int]) -> CropBox:
+    """The same region of a frame of size ``dst`` (``(H, W)``) as ``box`` is of size ``src``."""
+    fy, fx = dst[0] / src[0], dst[1] / src[1]
+    top, left = round(box.top * fy), round(box.left * fx)
+    return CropBox(top, left, max(1, round(box.height * fy)), max(1, round(box.width * fx)))
+
+
+def transform_frames(frames: torch.Tensor, box: CropBox, size: int, flip: bool) -> torch.Tensor:
+    """Crop, resize, flip and normalize decoded frames.
+
+    Args:
+        frames: uint8 ``[T, H, W, 3]`` as decoded.
+    Returns:
+        float ``[3, T, size, size]``, ImageNet-normalized.
+    """
+    crop = frames[:, box.top : box.top + box.height, box.left : box.left + box.width]
+    clip = crop.permute(0, 3, 1, 2).float()  # [T, 3, h, w]: interpolate treats T as the batch
+    if clip.shape[-2:] != (size, size):
+        clip = F.interpolate(clip, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+    if flip:
+        clip = clip.flip(-1)
+    return normalize((clip / 255.0).permute(1, 0, 2, 3))
+
+
+def transform_mask(mask: torch.Tensor, box: CropBox, size: int, flip: bool) -> torch.Tensor:
+    """Apply a frame crop to a per-pixel foreground mask.
+
+    A resized pixel is foreground when any part of its source area is, so small shapes are not
+    lost when the crop is shrunk (tokens are "any pixel" flags too).
+
+    Args:
+        mask: bool ``[T, H, W]``.
+    Returns:
+        bool ``[T, size, size]``.
+    """
+    crop = mask[:, box.top : box.top + box.height, box.left : box.left + box.width]
+    if crop.shape[-2:] != (size, size):
+        crop = F.adaptive_avg_pool2d(crop.float(), (size, size)) > 0
+    return crop.flip(-1) if flip else crop
+
+
+# --------------------------------------------------------------------------- files
+
+
+def fg_mask_path(video_path: str | os.PathLike) -> Path:
+    """Where a video's foreground mask lives: ``clip.mp4`` -> ``clip.fg.npz``."""
+    return Path(video_path).with_suffix(FG_SUFFIX)
+
+
+def save_fg_mask(path: str | os.PathLike, fg: torch.Tensor) -> None:
+    """Store a bool mask ``[T, H, W]`` bit-packed (8x smaller than bytes)."""
+    fg_np = fg.cpu().numpy().astype(bool)
+    np.savez_compressed(path, packed=np.packbits(fg_np.reshape(-1)), shape=np.array(fg_np.shape))
+
+
+def load_fg_mask(path: str | os.PathLike) -> torch.Tensor:
+    """Inverse of :func:`save_fg_mask`: bool ``[T, H, W]``."""
+    with np.load(path) as data:
+        shape = tuple(int(s) for s in data["shape"])
+        bits = np.unpackbits(data["packed"], count=int(np.prod(shape)))
+    return torch.from_numpy(bits.reshape(shape).astype(bool))
+
+
+def check_file(path: str) -> None:
+    """Cheap checks that name the reason better than a decoder error would."""
+    if not os.path.exists(path):
+        raise VideoReadError("missing file")
+    if not os.path.isfile(path):
+        raise VideoReadError("not a regular file")
+    if os.path.getsize(path) == 0:
+        raise VideoReadError("empty file (0 bytes)")
+    if not os.access(path, os.R_OK):
+        raise VideoReadError("permission denied")
+
+
+def _looks_like_text(path: str) -> bool:
+    with open(path, "rb") as f:
+        head = f.read(512)
+    return bool(head) and all(32 <= b < 127 or b in b"\t\r\n" for b in head)
+
+
+def _decode_size(path: str, short_side: int | None) -> tuple[int, int]:
+    """``(width, height)`` for decord to scale to at decode time; ``(-1, -1)`` keeps the size.
+
+    Decoding straight to a smaller size saves the resize of every full-size frame; decord needs
+    both sides, so the aspect ratio comes from a header-only probe with PyAV.
+    """
+    if short_side is None:
+        return -1, -1
+    import av
+
+    with av.open(path) as container:
+        ctx = container.streams.video[0].codec_context
+        width, height = ctx.width, ctx.height
+    if min(width, height) <= short_side:
+        return -1, -1
+    ratio = short_side / min(width, height)
+    # Even sides: yuv420 scalers round odd sizes anyway.
+    return 2 * round(width * ratio / 2), 2 * round(height * ratio / 2)
+
+
+def open_video(path: str, decode_short_side: int | None = None, threads: int = 1) -> Any:
+    """A decord ``VideoReader``; any failure becomes ``VideoReadError`` with a short reason."""
+    import decord
+
+    check_file(path)
+    try:
+        width, height = _decode_size(path, decode_short_side)
+        reader = decord.VideoReader(path, ctx=decord.cpu(0), width=width, height=height, num_threads=threads)
+    except Exception as err:  # decord and PyAV raise plain RuntimeError / their own errors
+        kind = "not a video (text file)" if _looks_like_text(path) else "cannot open as video"
+        raise VideoReadError(f"{kind}: {_short(err)}") from None
+    if len(reader) == 0:
+        raise VideoReadError("no video frames")
+    return reader
+
+
+def _short(err: Exception) -> str:
+    """First line of a decoder error without decord's source-location prefix."""
+    text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return text.rsplit("] ", 1)[-1][:160]
+
+
+# --------------------------------------------------------------------------- the dataset
+
+
+@dataclass(frozen=True)
+class SamplingOptions:
+    """How clips are drawn from a video (see ``configs/data/video.yaml``)."""
+
+    sampling_rate: int = 4
+    temporal_mode: str = "dense"
+    scales: tuple[float, ...] = (1.0, 0.875, 0.75, 0.66)
+    max_distort: int = 1
+    flip: bool = False
+    repeat: int = 1
+    decode_short_side: int | None = None
+    decode_threads: int = 1
+
+    def __post_init__(self) -> None:
+        if self.temporal_mode not in TEMPORAL_MODES:
+            raise ValueError(f"temporal_mode must be one of {TEMPORAL_MODES}, got {self.temporal_mode!r}")
+        if self.sampling_rate < 1 or self.repeat < 1:
+            raise ValueError(f"sampling_rate={self.sampling_rate} and repeat={self.repeat} must be >= 1")
+        if not self.scales or not all(0 < s <= 1 for s in self.scales):
+            raise ValueError(f"scales must be a non-empty list of values in (0, 1], got {self.scales}")
+
+
+class VideoClips(Dataset):
+    """Clips from a list of videos, decoded with decord.
+
+    Args:
+        entries: videos and labels (see :func:`read_video_list`).
+        geometry: the model's clip shape; frames and pixels of every clip match it.
+        options: temporal and spatial sampling.
+        train: random windows, crops and flips; else centre window and centre crop.
+        strict: raise :class:`BadVideoError` at the first bad file instead of skipping it.
+        max_skip_share: read by ``ClipStream``: the share of failed reads that stops a run.
+
+    Items (``R = options.repeat`` clips from one decode; without a leading ``R`` dim when 1):
+        ``video`` float ``[R, 3, T, H, W]``, ``label`` int64 ``[R]``, ``fg_tokens`` bool ``[R, N]``
+        when a mask exists, and ``SKIPPED_KEY``: list of ``(path, reason)``.
+    """
+
+    def __init__(
+        self,
+        entries: Sequence[VideoEntry],
+        geometry: ClipGeometry,
+        options: SamplingOptions = SamplingOptions(),
+        train: bool = True,
+        strict: bool = False,
+        max_skip_share: float = 0.5,
+    ) -> None:
+        token_grid(geometry.num_frames, geometry.img_size, geometry.patch_size, geometry.tubelet_size)
+        if not entries:
+            raise ValueError("no videos given")
+        self.entries = list(entries)
+        self.geometry = geometry
+        self.options = options
+        self.train = train
+        self.strict = strict
+        self.max_skip_share = max_skip_share
+        self.clips_per_item = options.repeat
+        self.decode_seconds = 0.0  # time inside decord, this process only (used by the benchmark)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __getitem__(self, key: int | SampleKey) -> dict[str, Any]:
+        index, draw_seed = split_key(key)
+        rng = np.random.default_rng(draw_seed)
+        skipped: list[tuple[str, str]] = []
+        for _ in range(MAX_READ_ATTEMPTS):
+            entry = self.entries[index]
+            try:
+                item = self._read(entry, rng)
+            except VideoReadError as err:
+                if self.strict:
+                    raise BadVideoError(f"bad video {entry.path}: {err}") from None
+                skipped.append((entry.path, str(err)))
+                index = int(rng.integers(len(self.entries)))  # the replacement, from draw_seed
+                continue
+            item[SKIPPED_KEY] = skipped
+            return item
+        raise BadVideoError(f"no readable video in {MAX_READ_ATTEMPTS} draws; skipped: {skipped}")
+
+    def _read(self, entry: VideoEntry, rng: np.random.Generator) -> dict[str, torch.Tensor]:
+        """Decode once, draw ``repeat`` clips."""
+        opts = self.options
+        start = time.perf_counter()
+        try:
+            num_video_frames, windows, wanted, frames = self._decode(entry.path, rng)
+        finally:
+            self.decode_seconds += time.perf_counter() - start
+        mask = self._load_mask(entry.path, num_video_frames)
+        clips = [self._clip(frames, mask, np.searchsorted(wanted, w), w, rng) for w in windows]
+        label = torch.tensor(entry.label, dtype=torch.long)
+        if opts.repeat == 1:
+            return {**clips[0], "label": label}
+        stacked = {k: torch.stack([c[k] for c in clips]) for k in clips[0]}
+        return {**stacked, "label": label.expand(opts.repeat).clone()}
+
+    def _decode(
+        self, path: str, rng: np.random.Generator
+    ) -> tuple[int, list[np.ndarray], np.ndarray, torch.Tensor]:
+        """Open the video and decode every frame the ``repeat`` windows need, once.
+
+        Returns:
+            the video's frame count; the windows (frame indices of each clip); ``wanted``, their
+            sorted union; frames uint8 ``[len(wanted), H, W, 3]``.
+        """
+        reader = open_video(path, self.options.decode_short_side, self.options.decode_threads)
+        num_video_frames = len(reader)
+        windows = [self._frame_indices(num_video_frames, rng) for _ in range(self.options.repeat)]
+        wanted = np.unique(np.concatenate(windows))
+        try:
+            frames = torch.from_numpy(reader.get_batch(wanted.tolist()).asnumpy())
+        except Exception as err:
+            raise VideoReadError(f"decoding failed: {_short(err)}") from None
+        del reader  # closing the file is decoder time too
+        return num_video_frames, windows, wanted, frames
+
+    def _frame_indices(self, num_video_frames: int, rng: np.random.Generator) -> np.ndarray:
+        draw = rng if self.train else None
+        if self.options.temporal_mode == "segments":
+            return segment_indices(num_video_frames, self.geometry.num_frames, draw)
+        return dense_indices(num_video_frames, self.geometry.num_frames, self.options.sampling_rate, draw)
+
+    def _clip(
+        self,
+        frames: torch.Tensor,
+        mask: torch.Tensor | None,
+        rows: np.ndarray,
+        indices: np.ndarray,
+        rng: np.random.Generator,
+    ) -> dict[str, torch.Tensor]:
+        """One clip from the decoded frames ``[F, H, W, 3]``; ``rows`` picks its frames there."""
+        opts, size = self.options, self.geometry.img_size
+        height, width = frames.shape[1:3]
+        if self.train:
+            box = multiscale_crop_box(height, width, opts.scales, opts.max_distort, rng)
+            flip = opts.flip and bool(rng.random() < 0.5)
+        else:
+            box, flip = centre_crop_box(height, width), False
+        clip = {"video": transform_frames(frames[torch.from_numpy(rows)], box, size, flip)}
+        if mask is not None:
+            mask_box = rescale_box(box, (height, width), tuple(mask.shape[1:]))
+            fg = transform_mask(mask[torch.from_numpy(indices)], mask_box, size, flip)
+            clip["fg_tokens"] = pixel_mask_to_tokens(fg, self.geometry.patch_size, self.geometry.tubelet_size)
+        return clip
+
+    @staticmethod
+    def _load_mask(video_path: str, num_video_frames: int) -> torch.Tensor | None:
+        path = fg_mask_path(video_path)
+        if not path.exists():
+            return None
+        try:
+            mask = load_fg_mask(path)
+        except Exception as err:  # a broken mask makes the item unusable like a broken video
+            raise VideoReadError(f"unreadable foreground mask {path.name}: {_short(err)}") from None
+        if mask.dim() != 3 or mask.shape[0] != num_video_frames:
+            raise VideoReadError(
+                f"foreground mask {path.name} has shape {tuple(mask.shape)}, video has {num_video_frames} frames"
+            )
+        return mask
+
+
+# --------------------------------------------------------------------------- config entry point
+
+
+def sampling_options(cfg: Mapping[str, Any], train: bool) -> SamplingOptions:
+    """``SamplingOptions`` from a ``data`` config; validation never repeats clips."""
+    short_side = cfg.get("decode_short_side")
+    return SamplingOptions(
+        sampling_rate=int(cfg.get("sampling_rate", 4)),
+        temporal_mode=str(cfg.get("temporal_mode", "dense")),
+        scales=tuple(float(s) for s in cfg.get("scales", SamplingOptions.scales)),
+        max_distort=int(cfg.get("max_distort", 1)),
+        flip=bool(cfg.get("flip", False)),
+        repeat=int(cfg.get("repeat", 1)) if train else 1,
+        decode_short_side=None if short_side is None else int(short_side),
+        decode_threads=int(cfg.get("decode_threads", 1)),
+    )
+
+
+def build_video_dataset(cfg: Mapping[str, Any], split: str, geometry: ClipGeometry, seed: int) -> VideoClips:
+    """The ``data=video`` dataset for ``split`` ("train" or "val").
+
+    ``seed`` is unused: all randomness comes from the sample keys, which the stream derives from
+    its own seed.
+    """
+    del seed
+    key = f"{split}_list"
+    list_file = cfg.get(key)
+    if not list_file:
+        raise ValueError(f"data.{key} is not set: pass data.{key}=/path/to/{split}.txt (lines 'path label')")
+    train = split == "train"
+    return VideoClips(
+        read_video_list(list_file, root=cfg.get("root")),
+        geometry,
+        sampling_options(cfg, train),
+        train=train,
+        strict=bool(cfg.get("strict", False)),
+        max_skip_share=float(cfg.get("max_skip_share", 0.5)),
+    )

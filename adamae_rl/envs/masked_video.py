@@ -1,0 +1,169 @@
+"""The MAE as a TorchRL environment: a contextual bandit whose action is a token mask."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import nullcontext
+
+import torch
+from tensordict import TensorDict, TensorDictBase
+from torchrl.data import Binary, Categorical, Composite, Unbounded
+from torchrl.envs import EnvBase
+
+from adamae_rl.envs.specs import FixedCountMaskSpec
+from adamae_rl.models.videomae import VideoMAE, check_mask
+from adamae_rl.policies.distributions import count_masked
+
+# Keys the env itself writes; everything else in a data batch rides along as an observation.
+OWN_KEYS = ("video", "tokens", "patches", "loss_recon")
+
+
+def reconstruction_step(model: VideoMAE, video: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Run the MAE on one masked batch.
+
+    Args:
+        video: ``[B, C, T, H, W]``; mask: bool ``[B, N]``, True = masked.
+    Returns:
+        reward ``[B, N, 1]``: detached per-token squared error where masked, 0 where visible;
+        loss_recon ``[B]``: each clip's mean error over its masked tokens, with gradient.
+    """
+    num_masked = check_mask(mask, video.shape[0], model.cfg.num_tokens)
+    errors = model.token_errors(video, mask).float()  # [B, N]
+    loss_recon = errors.sum(dim=1) / num_masked
+    return errors.detach().unsqueeze(-1), loss_recon
+
+
+class MaskedVideoEnv(EnvBase):
+    """One episode = one step: observe a batch of clips, choose masks, get per-token errors.
+
+    ``reset()`` draws the next batch of clips and writes ``video`` ``[B, C, T, H, W]``,
+    ``tokens`` ``[B, N, D]`` (the MAE's patch embeddings, detached) and ``patches``
+    ``[B, N, P]``, plus whatever else the clip source provides (``label``, ``fg_tokens``, ...).
+    ``step(td)`` reads ``mask`` bool ``[B, N]`` (True = masked) and writes under ``"next"``:
+    ``reward`` ``[B, N, 1]`` (detached per-token error where masked, 0 where visible) and
+    ``loss_recon`` ``[B]`` (per-clip mean masked error, with gradient into the MAE; the trainer
+    takes its mean), and ``done``/``terminated`` True.
+
+    Masks with any count ``N_m`` in ``[1, N-1]`` are accepted as long as every row has the same
+    count (tube/frame policies round to whole units); the action spec samples the nominal
+    ``num_masked = round(mask_ratio * N)``.
+
+    Args:
+        model: the MAE (trained by the caller through ``loss_recon``).
+        clips: endless iterator of batches ``{"video": [B, C, T, H, W], ...}``.
+        batch_size: ``B``.
+        mask_ratio: nominal share of masked tokens in (0, 1).
+        device: where the MAE and observations live.
+        autocast_dtype: e.g. ``torch.bfloat16`` to run the MAE under autocast in ``step``.
+    """
+
+    batch_locked = True
+
+    def __init__(
+        self,
+        model: VideoMAE,
+        clips: Iterator[Mapping[str, torch.Tensor]],
+        batch_size: int,
+        mask_ratio: float,
+        device: torch.device | str | None = None,
+        autocast_dtype: torch.dtype | None = None,
+    ) -> None:
+        device = torch.device(device or "cpu")
+        super().__init__(device=device, batch_size=torch.Size([batch_size]))
+        self.model = model.to(device)
+        self.clips = clips
+        self.mask_ratio = float(mask_ratio)
+        self.num_masked = count_masked(model.cfg.num_tokens, mask_ratio)
+        self.autocast_dtype = autocast_dtype
+        self._pending = self._next_batch()  # peek once to learn the extra keys; served first
+        self._make_specs(self._pending)
+
+    # --- geometry that policies need --------------------------------------------------------------
+    @property
+    def grid(self) -> tuple[int, int, int]:
+        return self.model.cfg.grid
+
+    @property
+    def num_tokens(self) -> int:
+        return self.model.cfg.num_tokens
+
+    @property
+    def geometry(self) -> dict:
+        """Keyword arguments a policy factory may take (see ``adamae_rl.policies.registry``)."""
+        cfg = self.model.cfg
+        return {"grid": cfg.grid, "mask_ratio": self.mask_ratio, "embed_dim": cfg.embed_dim, "patch_dim": cfg.patch_dim}
+
+    # --- specs ---------------------------------------------------------------------------------------
+    def _make_specs(self, batch: Mapping[str, torch.Tensor]) -> None:
+        cfg, b, dev = self.model.cfg, self.batch_size, self.device
+        n = cfg.num_tokens
+        obs = {
+            "video": Unbounded(shape=(*b, cfg.in_chans, cfg.num_frames, cfg.img_size, cfg.img_size), device=dev),
+            "tokens": Unbounded(shape=(*b, n, cfg.embed_dim), device=dev),
+            "patches": Unbounded(shape=(*b, n, cfg.patch_dim), device=dev),
+            "loss_recon": Unbounded(shape=b, device=dev),
+        }
+        for key, value in batch.items():
+            if key in OWN_KEYS:
+                continue
+            if value.dtype == torch.bool:
+                obs[key] = Binary(shape=value.shape, device=dev, dtype=torch.bool)
+            else:
+                obs[key] = Unbounded(shape=value.shape, device=dev, dtype=value.dtype)
+        self.observation_spec = Composite(obs, shape=b)
+        # The action is written under "mask" (not TorchRL's default "action").
+        self.full_action_spec = Composite(mask=FixedCountMaskSpec.make(n, self.num_masked, b, dev), shape=b)
+        self.reward_spec = Unbounded(shape=(*b, n, 1), device=dev)
+        flag = Categorical(2, shape=(*b, 1), dtype=torch.bool, device=dev)
+        self.done_spec = Composite(done=flag, terminated=flag.clone(), shape=b)
+
+    # --- data ---------------------------------------------------------------------------------------
+    def _next_batch(self) -> dict[str, torch.Tensor]:
+        batch = dict(next(self.clips))
+        if "video" not in batch:
+            raise KeyError(f"a clip batch needs a 'video' entry; got keys {sorted(batch)}")
+        size = batch["video"].shape[0]
+        if size != self.batch_size[0]:
+            raise ValueError(f"clip source gave a batch of {size} clips, the env expects {self.batch_size[0]}")
+        nonblocking = self.device.type == "cuda"
+        return {k: v.to(self.device, non_blocking=nonblocking) for k, v in batch.items() if isinstance(v, torch.Tensor)}
+
+    def _reset(self, tensordict: TensorDictBase | None = None, **kwargs) -> TensorDictBase:
+        batch = self._pending if self._pending is not None else self._next_batch()
+        self._pending = None
+        video = batch["video"]
+        with torch.no_grad():  # the sampler's input must not carry gradient into the MAE
+            tokens = self.model.embed(video)
+        out = {k: v for k, v in batch.items() if k not in OWN_KEYS}
+        out.update(
+            video=video,
+            tokens=tokens,
+            patches=self.model.patchify(video),
+            loss_recon=torch.zeros(self.batch_size, device=self.device),
+            done=torch.zeros((*self.batch_size, 1), dtype=torch.bool, device=self.device),
+            terminated=torch.zeros((*self.batch_size, 1), dtype=torch.bool, device=self.device),
+        )
+        return TensorDict(out, batch_size=self.batch_size, device=self.device)
+
+    def _step(self, tensordict: TensorDictBase) -> TensorDictBase:
+        video, mask = tensordict.get("video"), tensordict.get("mask")
+        autocast = (
+            torch.autocast(self.device.type, dtype=self.autocast_dtype)
+            if self.autocast_dtype is not None
+            else nullcontext()
+        )
+        with autocast:
+            reward, loss_recon = reconstruction_step(self.model, video, mask)
+        # A one-step episode: the next observation is the terminal copy of the current one.
+        nxt = tensordict.select(*self.observation_spec.keys(), strict=False).exclude("loss_recon")
+        nxt.set("reward", reward)
+        nxt.set("loss_recon", loss_recon)
+        done = torch.ones((*self.batch_size, 1), dtype=torch.bool, device=self.device)
+        nxt.set("done", done)
+        nxt.set("terminated", done.clone())
+        return nxt
+
+    def _set_seed(self, seed: int | None) -> None:
+        # Policies draw masks from torch's global RNG; clip order is seeded by the clip source.
+        if seed is not None:
+            torch.manual_seed(seed)

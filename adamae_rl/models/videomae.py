@@ -1,0 +1,270 @@
+"""VideoMAE-architecture masked autoencoder.
+
+Tokens are tubelets ``(t, p, p)`` over a clip ``[B, C, T, H, W]``; the grid is
+``(T/t, H/p, W/p)`` and tokens run in ``(t h w)`` row-major order, the order of
+``Conv3d(...).flatten(2)``. Patch pixels are laid out ``(t p p c)``.
+
+``mask``: bool ``[B, N]``, True = masked (hidden from the encoder). Every row masks the same
+number ``N_m`` of tokens, so visible tokens gather into a dense ``[B, N_v, D]`` block.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import nn
+
+from adamae_rl.data.transforms import denormalize
+
+
+@dataclass
+class MAEConfig:
+    """Everything that defines an MAE's shape. Presets fill in the widths; clip size is free."""
+
+    img_size: int = 224
+    num_frames: int = 16
+    patch_size: int = 16
+    tubelet_size: int = 2
+    in_chans: int = 3
+    embed_dim: int = 768
+    depth: int = 12
+    num_heads: int = 12
+    decoder_embed_dim: int = 384
+    decoder_depth: int = 4
+    decoder_num_heads: int = 6
+    mlp_ratio: float = 4.0
+    norm_target: bool = True  # per-patch normalized pixels (VideoMAE default) vs raw [0, 1] pixels
+
+    def __post_init__(self) -> None:
+        if self.num_frames % self.tubelet_size:
+            raise ValueError(
+                f"num_frames={self.num_frames} is not divisible by tubelet_size={self.tubelet_size}"
+            )
+        if self.img_size % self.patch_size:
+            raise ValueError(f"img_size={self.img_size} is not divisible by patch_size={self.patch_size}")
+        for width, heads, what in (
+            (self.embed_dim, self.num_heads, "encoder"),
+            (self.decoder_embed_dim, self.decoder_num_heads, "decoder"),
+        ):
+            if width % heads:
+                raise ValueError(f"{what} width {width} is not divisible by its {heads} heads")
+
+    @property
+    def grid(self) -> tuple[int, int, int]:
+        """Token grid ``(T/t, H/p, W/p)``."""
+        side = self.img_size // self.patch_size
+        return self.num_frames // self.tubelet_size, side, side
+
+    @property
+    def num_tokens(self) -> int:
+        t, h, w = self.grid
+        return t * h * w
+
+    @property
+    def patch_dim(self) -> int:
+        """Pixels per token ``P = t * p * p * c``."""
+        return self.tubelet_size * self.patch_size**2 * self.in_chans
+
+
+def sinusoid_table(num_positions: int, dim: int) -> torch.Tensor:
+    """Fixed 1-D sine/cosine position table ``[num_positions, dim]`` (VideoMAE's, over all N tokens).
+
+    Even feature indices carry sines, odd ones cosines, at frequencies ``10000^(-2(i//2)/dim)``.
+    """
+    pos = torch.arange(num_positions, dtype=torch.float64).unsqueeze(1)
+    i = torch.arange(dim, dtype=torch.float64)
+    angles = pos / torch.pow(10000.0, 2 * torch.div(i, 2, rounding_mode="floor") / dim)
+    table = torch.where(i.long() % 2 == 0, torch.sin(angles), torch.cos(angles))
+    return table.float()
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention with VideoMAE's qkv layout: one weight, bias on q and v only."""
+
+    def __init__(self, dim: int, num_heads: int) -> None:
+        super().__init__()
+        self.num_heads = num_heads
+        self.qkv = nn.Linear(dim, dim * 3, bias=False)
+        self.q_bias = nn.Parameter(torch.zeros(dim))
+        self.v_bias = nn.Parameter(torch.zeros(dim))
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: ``[B, L, D]`` -> ``[B, L, D]``."""
+        # k has no bias: a bias on k adds the same score to every key and cancels in softmax.
+        bias = torch.cat([self.q_bias, torch.zeros_like(self.v_bias), self.v_bias])
+        qkv = F.linear(x, self.qkv.weight, bias)
+        q, k, v = rearrange(qkv, "b l (three h d) -> three b h l d", three=3, h=self.num_heads)
+        out = F.scaled_dot_product_attention(q, k, v)
+        return self.proj(rearrange(out, "b h l d -> b l (h d)"))
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block (LayerNorm eps 1e-6, GELU MLP)."""
+
+    def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4.0) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim, eps=1e-6)
+        self.attn = Attention(dim, num_heads)
+        self.norm2 = nn.LayerNorm(dim, eps=1e-6)
+        hidden = int(dim * mlp_ratio)
+        self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.norm1(x))
+        return x + self.mlp(self.norm2(x))
+
+
+def gather_tokens(x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """Select the same number of tokens from every row, in ascending token order.
+
+    Args:
+        x: ``[B, N, D]``; keep: bool ``[B, N]`` with the same count ``K`` of True per row.
+    Returns:
+        ``[B, K, D]``.
+    """
+    batch, _, dim = x.shape
+    return x[keep].reshape(batch, -1, dim)
+
+
+def check_mask(mask: torch.Tensor, batch: int, num_tokens: int) -> int:
+    """Validate a mask and return its per-row masked count ``N_m``.
+
+    mask: bool ``[B, N]``, True = masked; every row masks the same number, at least one token
+    stays visible and at least one is masked.
+    """
+    if mask.dtype != torch.bool:
+        raise ValueError(f"mask must be bool [B, N] (True = masked), got dtype {mask.dtype}")
+    if tuple(mask.shape) != (batch, num_tokens):
+        raise ValueError(f"mask shape {tuple(mask.shape)} does not match [B, N] = [{batch}, {num_tokens}]")
+    counts = mask.sum(dim=1)
+    num_masked = int(counts[0])
+    if bool((counts != num_masked).any()):
+        raise ValueError(
+            f"every mask row must hide the same number of tokens; got counts {sorted(set(counts.tolist()))}"
+        )
+    if not 0 < num_masked < num_tokens:
+        raise ValueError(f"mask hides {num_masked} of {num_tokens} tokens; need between 1 and {num_tokens - 1}")
+    return num_masked
+
+
+class VideoMAE(nn.Module):
+    """Encoder over visible tokens + light decoder that predicts the masked tokens' pixels.
+
+    Args:
+        cfg: an :class:`MAEConfig` (see :func:`build_mae` and the presets).
+    """
+
+    def __init__(self, cfg: MAEConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        t, p = cfg.tubelet_size, cfg.patch_size
+        self.patch_embed = nn.Conv3d(cfg.in_chans, cfg.embed_dim, kernel_size=(t, p, p), stride=(t, p, p))
+        n = cfg.num_tokens
+        self.register_buffer("pos_embed", sinusoid_table(n, cfg.embed_dim), persistent=False)
+        self.blocks = nn.ModuleList(Block(cfg.embed_dim, cfg.num_heads, cfg.mlp_ratio) for _ in range(cfg.depth))
+        self.norm = nn.LayerNorm(cfg.embed_dim, eps=1e-6)
+
+        self.encoder_to_decoder = nn.Linear(cfg.embed_dim, cfg.decoder_embed_dim, bias=False)
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, cfg.decoder_embed_dim))
+        self.register_buffer("decoder_pos_embed", sinusoid_table(n, cfg.decoder_embed_dim), persistent=False)
+        self.decoder_blocks = nn.ModuleList(
+            Block(cfg.decoder_embed_dim, cfg.decoder_num_heads, cfg.mlp_ratio) for _ in range(cfg.decoder_depth)
+        )
+        self.decoder_norm = nn.LayerNorm(cfg.decoder_embed_dim, eps=1e-6)
+        self.head = nn.Linear(cfg.decoder_embed_dim, cfg.patch_dim)
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        # Xavier-uniform linears, zero biases, unit LayerNorms, small-normal mask token (as VideoMAE).
+        for module in self.modules():
+            if isinstance(module, nn.Linear):
+                nn.init.xavier_uniform_(module.weight)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.LayerNorm):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+        nn.init.trunc_normal_(self.mask_token, std=0.02)
+
+    # --- tokens and targets -------------------------------------------------------------------
+    def embed(self, video: torch.Tensor) -> torch.Tensor:
+        """Patch embeddings without position: video ``[B, C, T, H, W]`` -> ``[B, N, D]``."""
+        self._check_video(video)
+        return self.patch_embed(video).flatten(2).transpose(1, 2)
+
+    def patchify(self, video: torch.Tensor) -> torch.Tensor:
+        """Pixel patches: video ``[B, C, T, H, W]`` -> ``[B, N, P]`` in ``(t p p c)`` layout."""
+        t, p = self.cfg.tubelet_size, self.cfg.patch_size
+        return rearrange(
+            video, "b c (tn t) (hn p1) (wn p2) -> b (tn hn wn) (t p1 p2 c)", t=t, p1=p, p2=p
+        )
+
+    def targets(self, video: torch.Tensor) -> torch.Tensor:
+        """Reconstruction targets ``[B, N, P]`` from a normalized clip.
+
+        Per-patch normalized pixels (each channel's mean/variance over the patch's pixels, as
+        VideoMAE's ``normlize_target``), or raw pixels in [0, 1] when ``norm_target`` is off.
+        """
+        pixels = self.patchify(denormalize(video.float()))
+        if not self.cfg.norm_target:
+            return pixels
+        c = self.cfg.in_chans
+        per_channel = rearrange(pixels, "b n (k c) -> b n k c", c=c)
+        mean = per_channel.mean(dim=2, keepdim=True)
+        var = per_channel.var(dim=2, unbiased=True, keepdim=True)
+        normed = (per_channel - mean) / (var.sqrt() + 1e-6)
+        return rearrange(normed, "b n k c -> b n (k c)")
+
+    # --- encoder / decoder ------------------------------------------------------------------------
+    def forward_encoder(self, video: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Encode visible tokens only: ``[B, C, T, H, W]``, mask ``[B, N]`` -> ``[B, N_v, D]``."""
+        tokens = self.embed(video) + self.pos_embed.to(video.dtype)
+        check_mask(mask, tokens.shape[0], tokens.shape[1])
+        x = gather_tokens(tokens, ~mask)
+        for block in self.blocks:
+            x = block(x)
+        return self.norm(x)
+
+    def forward_decoder(self, latent: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Predict masked tokens: latent ``[B, N_v, D]``, mask ``[B, N]`` -> ``[B, N_m, P]``.
+
+        Predictions follow the masked tokens' ascending token order (``target[mask]``).
+        """
+        x_vis = self.encoder_to_decoder(latent)
+        batch, num_vis, dim = x_vis.shape
+        pos = self.decoder_pos_embed.to(x_vis.dtype).expand(batch, -1, -1)
+        pos_vis = gather_tokens(pos, ~mask)
+        pos_masked = gather_tokens(pos, mask)
+        x = torch.cat([x_vis + pos_vis, self.mask_token.to(x_vis.dtype) + pos_masked], dim=1)
+        for block in self.decoder_blocks:
+            x = block(x)
+        # Only the masked tokens go through the final norm and head: visible ones are not scored.
+        return self.head(self.decoder_norm(x[:, num_vis:]))
+
+    def forward(self, video: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """video ``[B, C, T, H, W]``, mask ``[B, N]`` -> predictions ``[B, N_m, P]``."""
+        return self.forward_decoder(self.forward_encoder(video, mask), mask)
+
+    def token_errors(self, video: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Per-token mean squared error ``[B, N]``: the masked tokens' error, 0 where visible.
+
+        Carries gradient into the model; callers detach it for rewards.
+        """
+        pred = self(video, mask)
+        target = gather_tokens(self.targets(video), mask)
+        err_masked = (pred.float() - target).pow(2).mean(dim=-1)  # [B, N_m]
+        errors = torch.zeros(mask.shape, dtype=err_masked.dtype, device=err_masked.device)
+        return errors.masked_scatter(mask, err_masked)
+
+    def _check_video(self, video: torch.Tensor) -> None:
+        cfg = self.cfg
+        expected = (cfg.in_chans, cfg.num_frames, cfg.img_size, cfg.img_size)
+        if video.dim() != 5 or tuple(video.shape[1:]) != expected:
+            raise ValueError(f"video must be [B, {', '.join(map(str, expected))}], got {tuple(video.shape)}")
+
+    def config_dict(self) -> dict:
+        return asdict(self.cfg)

@@ -1,0 +1,79 @@
+"""AdaMAE's adaptive token sampler as a masking policy."""
+
+from __future__ import annotations
+
+import torch
+from tensordict import TensorDictBase
+from torch import nn
+
+from adamae_rl.models.videomae import Block
+from adamae_rl.policies.base import Grid, MaskingPolicy
+from adamae_rl.policies.distributions import PlackettLuceMask, count_masked
+from adamae_rl.policies.registry import register_policy
+
+
+@register_policy("adaptive")
+class AdaptiveMasking(MaskingPolicy):
+    """AdaMAE sampler: learned position embedding + transformer block(s) + linear -> logits.
+
+    ``softmax(logits)`` over the ``N`` tokens is the probability of drawing each token visible;
+    ``N_v`` visible tokens are drawn without replacement (Gumbel-top-k, equivalent to
+    ``torch.multinomial(p, N_v, replacement=False)``); the rest are masked.
+
+    Args:
+        grid: token grid ``(T', H', W')``.
+        mask_ratio: share of masked tokens.
+        embed_dim: width of the incoming ``tokens`` (the MAE's patch embeddings).
+        width: sampler width (default: ``embed_dim``, as the paper); a linear map adapts the input.
+        depth: number of attention blocks (the paper uses one).
+        num_heads: attention heads of each block.
+        mlp_ratio: MLP expansion of each block.
+    """
+
+    in_keys = ["tokens"]
+    out_keys = ["mask", "logits", "visible_order"]
+    learnable = True
+
+    def __init__(
+        self,
+        grid: Grid,
+        mask_ratio: float,
+        embed_dim: int,
+        width: int | None = None,
+        depth: int = 1,
+        num_heads: int = 8,
+        mlp_ratio: float = 4.0,
+    ) -> None:
+        super().__init__(grid, mask_ratio)
+        width = int(width or embed_dim)
+        if width % num_heads:
+            raise ValueError(f"sampler width {width} is not divisible by num_heads={num_heads}")
+        if depth < 1:
+            raise ValueError(f"sampler depth must be >= 1, got {depth}")
+        self.num_masked = count_masked(self.num_tokens, mask_ratio)
+        self.embed_dim, self.width, self.depth = embed_dim, width, depth
+        self.input_proj = nn.Identity() if width == embed_dim else nn.Linear(embed_dim, width)
+        self.pos_embed = nn.Parameter(torch.zeros(1, self.num_tokens, width))
+        nn.init.trunc_normal_(self.pos_embed, std=0.02)
+        self.blocks = nn.Sequential(*(Block(width, num_heads, mlp_ratio) for _ in range(depth)))
+        self.head = nn.Linear(width, 1)
+
+    def compute_logits(self, tokens: torch.Tensor) -> torch.Tensor:
+        """tokens ``[B, N, D]`` -> logits ``[B, N]``."""
+        if tokens.shape[-2:] != (self.num_tokens, self.embed_dim):
+            raise ValueError(
+                f"tokens must be [B, {self.num_tokens}, {self.embed_dim}], got {tuple(tokens.shape)}"
+            )
+        x = self.input_proj(tokens) + self.pos_embed.to(tokens.dtype)
+        return self.head(self.blocks(x)).squeeze(-1)
+
+    def distribution(self, td: TensorDictBase) -> PlackettLuceMask:
+        return PlackettLuceMask(self.compute_logits(td.get("tokens")), self.num_visible)
+
+    def forward(self, td: TensorDictBase) -> TensorDictBase:
+        dist = self.distribution(td)
+        mask, order = dist.sample_ordered()
+        td.set("logits", dist.logits)
+        td.set("mask", mask)
+        td.set("visible_order", order)
+        return td

@@ -1,0 +1,129 @@
+"""Policy registry: built-ins, ``@register_policy`` plugins, entry points and ``_target_`` configs.
+
+A policy factory (usually the class) is called with keyword arguments. The geometry comes from
+the environment: ``grid``, ``mask_ratio``, ``embed_dim`` and ``patch_dim``; a factory receives
+those of them that its signature names (or all, if it takes ``**kwargs``), plus any user
+options. Third-party packages publish policies under the entry-point group
+``adamae_rl.policies`` (entry-point name = policy name).
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import logging
+from collections.abc import Callable, Mapping
+from importlib.metadata import entry_points
+from typing import Any
+
+ENTRY_POINT_GROUP = "adamae_rl.policies"
+log = logging.getLogger("adamae_rl.policies")
+GEOMETRY_KEYS = ("grid", "mask_ratio", "embed_dim", "patch_dim")
+
+_REGISTRY: dict[str, Callable[..., Any]] = {}
+_entry_points_loaded = False
+
+
+class UnknownPolicyError(ValueError):
+    """Raised for a policy name that no registry, entry point or import path provides."""
+
+
+def register_policy(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Class/factory decorator: make a policy available as ``policy=name``.
+
+    Raises ValueError if another object already holds the name.
+    """
+
+    def decorator(factory: Callable[..., Any]) -> Callable[..., Any]:
+        existing = _REGISTRY.get(name)
+        if existing is not None and existing is not factory:
+            raise ValueError(
+                f"policy name {name!r} is already registered to {_qualname(existing)}; "
+                f"cannot register {_qualname(factory)}"
+            )
+        _REGISTRY[name] = factory
+        return factory
+
+    return decorator
+
+
+def unregister_policy(name: str) -> None:
+    """Remove a registered policy (for tests and interactive sessions)."""
+    _REGISTRY.pop(name, None)
+
+
+def list_policies() -> list[str]:
+    """Names of every policy: built-ins, decorated plugins and installed entry points."""
+    _load_entry_points()
+    return sorted(_REGISTRY)
+
+
+def get_policy_factory(name: str) -> Callable[..., Any]:
+    """The factory registered as ``name``; UnknownPolicyError lists the known names."""
+    if name not in _REGISTRY:
+        _load_entry_points()
+    if name not in _REGISTRY:
+        raise UnknownPolicyError(f"unknown policy {name!r}; known policies: {', '.join(list_policies())}")
+    return _REGISTRY[name]
+
+
+def resolve_factory(spec: str | Mapping[str, Any]) -> tuple[Callable[..., Any], dict[str, Any]]:
+    """Turn a policy spec into ``(factory, options)``.
+
+    ``spec`` is a registered name, or a mapping with ``name`` (registered) or ``_target_``
+    (import path ``package.module.Object``) plus options.
+    """
+    if isinstance(spec, str):
+        return get_policy_factory(spec), {}
+    options = {k: v for k, v in dict(spec).items() if k not in ("name", "_target_")}
+    if spec.get("_target_"):
+        return import_object(str(spec["_target_"])), options
+    if spec.get("name"):
+        return get_policy_factory(str(spec["name"])), options
+    raise UnknownPolicyError("a policy config needs 'name' or '_target_'")
+
+
+def build_policy(spec: str | Mapping[str, Any], geometry: Mapping[str, Any], **options: Any) -> Any:
+    """Instantiate a policy from a spec and the environment's geometry (see module docstring)."""
+    factory, spec_options = resolve_factory(spec)
+    kwargs = {**_accepted(factory, geometry), **spec_options, **options}
+    return factory(**kwargs)
+
+
+def import_object(path: str) -> Any:
+    """Import ``package.module.Object`` (or ``package.module:Object``)."""
+    module_name, sep, attr = path.replace(":", ".").rpartition(".")
+    if not sep:
+        raise UnknownPolicyError(f"_target_ {path!r} is not an import path like 'package.module.Class'")
+    try:
+        return getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as err:
+        raise UnknownPolicyError(f"cannot import policy _target_ {path!r}: {err}") from err
+
+
+def _accepted(factory: Callable[..., Any], geometry: Mapping[str, Any]) -> dict[str, Any]:
+    try:
+        params = inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        return dict(geometry)
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return dict(geometry)
+    return {k: v for k, v in geometry.items() if k in params}
+
+
+def _load_entry_points() -> None:
+    global _entry_points_loaded
+    if _entry_points_loaded:
+        return
+    _entry_points_loaded = True
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name in _REGISTRY:
+            continue
+        try:
+            _REGISTRY[ep.name] = ep.load()
+        except Exception as err:  # one broken plugin must not hide every other policy
+            log.warning("skipping policy entry point %r (%s): %s", ep.name, ep.value, err)
+
+
+def _qualname(obj: Any) -> str:
+    return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', repr(obj))}"
