@@ -1,0 +1,85 @@
+"""The public entry points that scripts call: build an env, a policy and an objective."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import torch
+from torch import nn
+
+from adamae_rl.data.factory import ClipGeometry, make_stream
+from adamae_rl.envs.masked_video import MaskedVideoEnv
+from adamae_rl.models.presets import build_mae
+from adamae_rl.models.videomae import VideoMAE
+from adamae_rl.objectives.reinforce import OBJECTIVES, NoPolicyLoss
+from adamae_rl.policies.registry import build_policy
+
+
+def geometry_of(model: VideoMAE) -> ClipGeometry:
+    cfg = model.cfg
+    return ClipGeometry(cfg.num_frames, cfg.img_size, cfg.patch_size, cfg.tubelet_size)
+
+
+def make_env(
+    model: str | VideoMAE = "tiny",
+    data: str | Mapping[str, Any] | Iterator[Mapping[str, torch.Tensor]] = "synthetic",
+    batch_size: int = 4,
+    mask_ratio: float = 0.9,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+    split: str = "train",
+    autocast_dtype: torch.dtype | None = None,
+    **model_overrides: Any,
+) -> MaskedVideoEnv:
+    """Build a :class:`MaskedVideoEnv`.
+
+    Args:
+        model: a preset name (``tiny``, ``vit_s``, ``vit_b``, ``vit_l``) or a built MAE.
+        data: ``"synthetic"`` / ``"video"``, a data config mapping (``{"name": ..., ...}``), or any
+            endless iterator of clip batches.
+        batch_size: clips per step ``B``.
+        mask_ratio: nominal share of masked tokens.
+        seed: seeds the model initialisation (for preset names) and the clip order.
+        device: where the MAE runs (default CPU).
+        split: ``"train"`` or ``"val"`` clips.
+        model_overrides: MAE config fields for presets (``img_size``, ``norm_target``, ...).
+    """
+    if isinstance(model, str):
+        torch.manual_seed(seed)
+        model = build_mae(model, **model_overrides)
+    elif model_overrides:
+        raise ValueError(f"model overrides {sorted(model_overrides)} only apply to preset names")
+    if isinstance(data, (str, Mapping)):
+        data_cfg = {"name": data} if isinstance(data, str) else data
+        clips = make_stream(data_cfg, split, geometry_of(model), batch_size, seed)
+    else:
+        clips = data
+    return MaskedVideoEnv(model, clips, batch_size, mask_ratio, device=device, autocast_dtype=autocast_dtype)
+
+
+def make_policy(
+    name: str | Mapping[str, Any], env: MaskedVideoEnv | None = None, geometry: Mapping[str, Any] | None = None, **options: Any
+) -> nn.Module:
+    """Build any registered policy (or a ``_target_`` config) for an environment.
+
+    The grid, mask ratio and widths come from ``env`` (or an explicit ``geometry`` mapping with
+    ``grid``, ``mask_ratio``, ``embed_dim``, ``patch_dim``); ``options`` go to the policy.
+    """
+    if env is None and geometry is None:
+        raise ValueError("make_policy needs env=... or geometry=... to know the token grid and mask ratio")
+    geo = dict(env.geometry if env is not None else {})
+    geo.update(geometry or {})
+    policy = build_policy(name, geo, **options)
+    if env is not None:
+        policy = policy.to(env.device)
+    return policy
+
+
+def make_objective(name: str, policy: nn.Module, **options: Any) -> nn.Module:
+    """The REINFORCE objective ``name`` for ``policy``; non-learnable policies get no policy loss."""
+    if name not in OBJECTIVES:
+        raise ValueError(f"unknown objective {name!r}; known objectives: {', '.join(sorted(OBJECTIVES))}")
+    if not getattr(policy, "learnable", False):
+        return NoPolicyLoss()
+    return OBJECTIVES[name](policy, **options)

@@ -1,0 +1,178 @@
+"""REINFORCE objectives for masking policies, in TorchRL's ``LossModule`` style.
+
+Each objective reads the policy's outputs and the environment's per-token rewards from the step
+tensordict and returns a TensorDict of ``loss_*`` terms (the trainer sums them) plus detached
+diagnostics. Key names are renameable with ``set_keys(...)``.
+
+Expected entries (default keys):
+    ``mask``: bool ``[B, N]``, True = masked;
+    ``logits``: ``[B, N]``, the policy's visible-draw logits (with gradient into the policy);
+    ``visible_order``: long ``[B, N_v]``, visible tokens in draw order (``plackett_luce`` only);
+    ``("next", "reward")``: ``[B, N, 1]``, per-token reconstruction error, 0 where visible.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from tensordict import TensorDict, TensorDictBase
+from tensordict.utils import NestedKey
+from torch import nn
+from torchrl.objectives import LossModule
+
+from adamae_rl.policies.distributions import plackett_luce_log_prob
+
+
+class MaskingLoss(LossModule):
+    """Shared key handling for the masking objectives."""
+
+    @dataclass
+    class _AcceptedKeys:
+        mask: NestedKey = "mask"
+        logits: NestedKey = "logits"
+        visible_order: NestedKey = "visible_order"
+        reward: NestedKey = ("next", "reward")
+
+    default_keys = _AcceptedKeys
+
+    def __init__(self, policy: nn.Module | None = None) -> None:
+        super().__init__()
+        # Held for reference (e.g. checkpointing next to the loss), never re-run: the logits in the
+        # tensordict already carry the graph into the policy.
+        self._policy_ref = [policy]
+
+    def _forward_value_estimator_keys(self, **kwargs) -> None:
+        pass  # no value estimator: rewards are per-token errors, episodes are one step long
+
+    def _inputs(self, td: TensorDictBase) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
+        keys = self.tensor_keys
+        for name in ("mask", "logits", "reward"):
+            if getattr(keys, name) not in td.keys(include_nested=True):
+                raise KeyError(
+                    f"{type(self).__name__} needs {getattr(keys, name)!r} in the tensordict "
+                    f"(is the policy learnable and has env.step run?)"
+                )
+        mask = td.get(keys.mask)
+        logits = td.get(keys.logits).float()
+        reward = td.get(keys.reward).float().squeeze(-1)  # [B, N]
+        num_masked = int(mask[0].sum())
+        return mask, logits, reward, num_masked
+
+
+class AdaMAELoss(MaskingLoss):
+    """AdaMAE's sampling loss (paper-exact).
+
+    Per clip: ``-mean over masked tokens i of log softmax(logits)_i * reward_i``; averaged over the
+    batch and scaled by ``coef`` (AdaMAE: 1e-4). Minimizing it raises the draw probability of
+    tokens that were reconstructed badly, so they become visible more often.
+
+    Args:
+        policy: the learnable masking policy (kept for reference).
+        coef: loss coefficient.
+    """
+
+    def __init__(self, policy: nn.Module | None = None, coef: float = 1e-4) -> None:
+        super().__init__(policy)
+        self.coef = float(coef)
+
+    def forward(self, tensordict: TensorDictBase) -> TensorDict:
+        mask, logits, reward, num_masked = self._inputs(tensordict)
+        log_p = torch.log_softmax(logits, dim=-1)  # [B, N]
+        weighted = (log_p * reward.detach()).masked_fill(~mask, 0.0)
+        per_clip = -weighted.sum(dim=-1) / num_masked  # [B]
+        loss = self.coef * per_clip.mean()
+        return TensorDict(
+            {
+                "loss_policy": loss,
+                "reward_mean": (reward.sum(-1) / num_masked).mean().detach(),
+                "entropy": -(log_p.exp() * log_p).sum(-1).mean().detach(),
+            },
+            batch_size=[],
+        )
+
+
+class PlackettLuceLoss(MaskingLoss):
+    """Unbiased REINFORCE for drawing the visible set without replacement.
+
+    ``log pi`` is the exact Plackett-Luce log-probability of the ordered visible draw; the return
+    is the clip's mean masked reconstruction error; a baseline (batch mean, or an exponential
+    moving average over steps) reduces variance. Optional entropy bonus on the first draw.
+
+    Args:
+        policy: the learnable masking policy (kept for reference).
+        coef: policy-gradient coefficient.
+        baseline: "batch" (mean return of the batch) or "ema" (moving average).
+        ema_decay: decay of the moving-average baseline.
+        entropy_coef: weight of the entropy bonus (0 disables it).
+    """
+
+    def __init__(
+        self,
+        policy: nn.Module | None = None,
+        coef: float = 1.0,
+        baseline: str = "batch",
+        ema_decay: float = 0.9,
+        entropy_coef: float = 0.0,
+    ) -> None:
+        super().__init__(policy)
+        if baseline not in ("batch", "ema"):
+            raise ValueError(f"baseline must be 'batch' or 'ema', got {baseline!r}")
+        self.coef, self.baseline, self.ema_decay, self.entropy_coef = float(coef), baseline, ema_decay, entropy_coef
+        self.register_buffer("ema_return", torch.tensor(float("nan")))
+
+    def forward(self, tensordict: TensorDictBase) -> TensorDict:
+        mask, logits, reward, num_masked = self._inputs(tensordict)
+        order = tensordict.get(self.tensor_keys.visible_order)
+        log_prob = plackett_luce_log_prob(logits, order)  # [B]
+        returns = (reward.detach().masked_fill(~mask, 0.0).sum(-1) / num_masked)  # [B]
+        baseline = self._baseline(returns)
+        advantage = returns - baseline
+        log_p = torch.log_softmax(logits, dim=-1)
+        entropy = -(log_p.exp() * log_p).sum(-1).mean()
+        out = {
+            "loss_policy": -self.coef * (advantage * log_prob).mean(),
+            "reward_mean": returns.mean(),
+            "advantage_std": advantage.std(unbiased=False) if advantage.numel() > 1 else advantage.abs().mean(),
+            "log_prob_mean": log_prob.mean().detach(),
+            "entropy": entropy.detach(),
+        }
+        if self.entropy_coef:
+            out["loss_entropy"] = -self.entropy_coef * entropy
+        return TensorDict(out, batch_size=[])
+
+    def _baseline(self, returns: torch.Tensor) -> torch.Tensor:
+        if self.baseline == "batch":
+            return returns.mean()
+        with torch.no_grad():
+            batch_mean = returns.mean()
+            previous = self.ema_return.clone()
+            # The first step has no history: use the batch mean, then track it.
+            current = batch_mean if torch.isnan(previous) else previous
+            self.ema_return.copy_(
+                batch_mean if torch.isnan(previous) else self.ema_decay * previous + (1 - self.ema_decay) * batch_mean
+            )
+        return current
+
+
+class NoPolicyLoss(LossModule):
+    """For policies without parameters: no loss term, only the mean reward as a diagnostic."""
+
+    @dataclass
+    class _AcceptedKeys:
+        mask: NestedKey = "mask"
+        reward: NestedKey = ("next", "reward")
+
+    default_keys = _AcceptedKeys
+
+    def _forward_value_estimator_keys(self, **kwargs) -> None:
+        pass
+
+    def forward(self, tensordict: TensorDictBase) -> TensorDict:
+        mask = tensordict.get(self.tensor_keys.mask)
+        reward = tensordict.get(self.tensor_keys.reward).float().squeeze(-1)
+        num_masked = int(mask[0].sum())
+        return TensorDict({"reward_mean": (reward.sum(-1) / num_masked).mean().detach()}, batch_size=[])
+
+
+OBJECTIVES = {"adamae": AdaMAELoss, "plackett_luce": PlackettLuceLoss}
