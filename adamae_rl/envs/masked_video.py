@@ -128,6 +128,14 @@ class MaskedVideoEnv(EnvBase):
         nonblocking = self.device.type == "cuda"
         return {k: v.to(self.device, non_blocking=nonblocking) for k, v in batch.items() if isinstance(v, torch.Tensor)}
 
+    def seek_clips(self, state: Mapping[str, int]) -> None:
+        """Move the clip source to a saved position (``ClipStream.state_dict()``).
+
+        The batch peeked at construction is dropped, so the next ``reset()`` draws from ``state``.
+        """
+        self.clips.load_state_dict(state)
+        self._pending = None
+
     def _reset(self, tensordict: TensorDictBase | None = None, **kwargs) -> TensorDictBase:
         batch = self._pending if self._pending is not None else self._next_batch()
         self._pending = None
