@@ -18,17 +18,20 @@ from adamae_rl.policies.distributions import count_masked
 OWN_KEYS = ("video", "tokens", "patches", "loss_recon")
 
 
-def reconstruction_step(model: VideoMAE, video: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def reconstruction_step(
+    model: VideoMAE, video: torch.Tensor, mask: torch.Tensor, forward: torch.nn.Module | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Run the MAE on one masked batch.
 
     Args:
         video: ``[B, C, T, H, W]``; mask: bool ``[B, N]``, True = masked.
+        forward: runs the MAE's forward instead of ``model`` (e.g. its DDP wrapper).
     Returns:
         reward ``[B, N, 1]``: detached per-token squared error where masked, 0 where visible;
         loss_recon ``[B]``: each clip's mean error over its masked tokens, with gradient.
     """
     num_masked = check_mask(mask, video.shape[0], model.cfg.num_tokens)
-    errors = model.token_errors(video, mask).float()  # [B, N]
+    errors = model.token_errors(video, mask, forward).float()  # [B, N]
     loss_recon = errors.sum(dim=1) / num_masked
     return errors.detach().unsqueeze(-1), loss_recon
 
@@ -75,6 +78,7 @@ class MaskedVideoEnv(EnvBase):
         self.mask_ratio = float(mask_ratio)
         self.num_masked = count_masked(model.cfg.num_tokens, mask_ratio)
         self.autocast_dtype = autocast_dtype
+        self.forward_module: torch.nn.Module | None = None  # e.g. DDP(model), set by the trainer
         self._pending = self._next_batch()  # peek once to learn the extra keys; served first
         self._make_specs(self._pending)
 
@@ -161,7 +165,7 @@ class MaskedVideoEnv(EnvBase):
             else nullcontext()
         )
         with autocast:
-            reward, loss_recon = reconstruction_step(self.model, video, mask)
+            reward, loss_recon = reconstruction_step(self.model, video, mask, self.forward_module)
         # A one-step episode: the next observation is the terminal copy of the current one.
         nxt = tensordict.select(*self.observation_spec.keys(), strict=False).exclude("loss_recon")
         nxt.set("reward", reward)

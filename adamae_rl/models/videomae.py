@@ -249,12 +249,13 @@ class VideoMAE(nn.Module):
         """video ``[B, C, T, H, W]``, mask ``[B, N]`` -> predictions ``[B, N_m, P]``."""
         return self.forward_decoder(self.forward_encoder(video, mask), mask)
 
-    def token_errors(self, video: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def token_errors(self, video: torch.Tensor, mask: torch.Tensor, forward: nn.Module | None = None) -> torch.Tensor:
         """Per-token mean squared error ``[B, N]``: the masked tokens' error, 0 where visible.
 
-        Carries gradient into the model; callers detach it for rewards.
+        Carries gradient into the model; callers detach it for rewards. ``forward`` runs the
+        prediction instead of ``self`` (a DistributedDataParallel wrapper of this model).
         """
-        pred = self(video, mask)
+        pred = (forward or self)(video, mask)
         target = gather_tokens(self.targets(video), mask)
         err_masked = (pred.float() - target).pow(2).mean(dim=-1)  # [B, N_m]
         errors = torch.zeros(mask.shape, dtype=err_masked.dtype, device=err_masked.device)

@@ -1,0 +1,94 @@
+"""Build the parts of a run from its (Hydra/OmegaConf or plain dict) config, and load runs back."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from adamae_rl.api import geometry_of, make_objective
+from adamae_rl.models.presets import build_mae
+from adamae_rl.models.videomae import VideoMAE
+from adamae_rl.policies.registry import build_policy
+from adamae_rl.utils.checkpoint import load_checkpoint
+
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
+
+
+def plain(cfg: Any) -> Any:
+    """An OmegaConf node (or anything) as plain dicts/lists."""
+    try:
+        from omegaconf import DictConfig, ListConfig, OmegaConf
+
+        if isinstance(cfg, (DictConfig, ListConfig)):
+            return OmegaConf.to_container(cfg, resolve=True)
+    except ImportError:  # pragma: no cover - omegaconf ships with hydra-core
+        pass
+    return cfg
+
+
+def import_plugins(modules: list[str] | None) -> None:
+    """Import user modules so that their ``@register_policy`` decorators run."""
+    for name in modules or []:
+        try:
+            importlib.import_module(name)
+        except ImportError as err:
+            raise ValueError(f"imports: cannot import {name!r}: {err}") from err
+
+
+def build_model(model_cfg: Mapping[str, Any]) -> VideoMAE:
+    """MAE from the ``model`` config group: ``preset`` plus MAEConfig field overrides."""
+    fields = dict(plain(model_cfg))
+    preset = fields.pop("preset", "tiny")
+    return build_mae(preset, **fields)
+
+
+def policy_geometry(model: VideoMAE, mask_ratio: float) -> dict[str, Any]:
+    cfg = model.cfg
+    return {"grid": cfg.grid, "mask_ratio": float(mask_ratio), "embed_dim": cfg.embed_dim, "patch_dim": cfg.patch_dim}
+
+
+def build_policy_from_config(policy_cfg: Mapping[str, Any], model: VideoMAE, mask_ratio: float) -> nn.Module:
+    """Policy from the ``policy`` config group (``name`` or ``_target_`` plus options)."""
+    spec = {k: v for k, v in dict(plain(policy_cfg)).items() if v is not None}
+    return build_policy(spec, policy_geometry(model, mask_ratio))
+
+
+def build_objective_from_config(objective_cfg: Mapping[str, Any], policy: nn.Module) -> nn.Module:
+    options = dict(plain(objective_cfg))
+    name = options.pop("name")
+    return make_objective(name, policy, **options)
+
+
+def autocast_dtype(precision: str) -> torch.dtype | None:
+    if precision not in PRECISIONS:
+        raise ValueError(f"trainer.precision must be one of {sorted(PRECISIONS)}, got {precision!r}")
+    return PRECISIONS[precision]
+
+
+def load_run(run_dir: str | Path, checkpoint: str = "last.pt", map_location: str = "cpu") -> tuple[dict, VideoMAE, nn.Module, dict]:
+    """Rebuild a finished or interrupted run's MAE and policy from its checkpoint.
+
+    Returns:
+        ``(config, model, policy, checkpoint)`` with weights loaded; models in eval mode.
+    """
+    path = Path(run_dir) / "checkpoints" / checkpoint
+    ckpt = load_checkpoint(path, map_location)
+    cfg = ckpt["config"]
+    import_plugins(cfg.get("imports"))
+    model = build_model(cfg["model"])
+    model.load_state_dict(ckpt["model"])
+    policy = build_policy_from_config(cfg["policy"], model, cfg["mask_ratio"])
+    if ckpt.get("policy") is not None:
+        policy.load_state_dict(ckpt["policy"])
+    return cfg, model.eval(), policy.eval(), ckpt
+
+
+__all__ = [
+    "plain", "import_plugins", "build_model", "build_policy_from_config", "build_objective_from_config",
+    "autocast_dtype", "load_run", "geometry_of", "policy_geometry",
+]

@@ -1,0 +1,1 @@
+"""Training plumbing shared by the entry points: checkpoints, schedules, metric logs, processes."""
