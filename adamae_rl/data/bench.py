@@ -16,6 +16,8 @@ import statistics
 import time
 from collections.abc import Sequence
 
+import torch
+
 from adamae_rl.data.factory import ClipGeometry
 from adamae_rl.data.loader import ClipStream, ResumableSampler, SampleKey
 from adamae_rl.data.video import SamplingOptions, VideoClips, read_video_list
@@ -71,7 +73,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--decode-short-side", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--torch-threads", type=int, default=1, help="in this process (workers use 1)")
     args = parser.parse_args(argv)
+    # Loader workers run torch single-threaded; the in-process readers do the same, so the
+    # comparison is about processes, not intra-op threads (which also thrash on a busy machine).
+    torch.set_num_threads(args.torch_threads)
 
     geometry = ClipGeometry(args.frames, args.size, args.patch, args.tubelet)
     options = SamplingOptions(

@@ -23,6 +23,7 @@ Two optional dataset hooks (used by the decord video dataset):
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -71,6 +72,16 @@ class ResumableSampler(Sampler[SampleKey]):
         return self.length - self.start
 
 
+def _worker_context() -> str | None:
+    """Start loader workers by fork on Linux, PyTorch's own default there.
+
+    Importing TorchRL switches the global start method to "spawn", with which every worker
+    re-imports torch and TorchRL (seconds each). Loader workers only decode and transform on the
+    CPU, so forking them is safe; elsewhere the global method stays in charge.
+    """
+    return "fork" if sys.platform.startswith("linux") else None
+
+
 class StreamCollate:
     """Collate items into one batch dict; runs in the loader workers, so it must pickle.
 
@@ -106,6 +117,7 @@ class ClipStream:
         shuffle: permute each epoch.
         num_workers, pin_memory, persistent_workers, prefetch_factor: passed to ``DataLoader``.
         collate_fn: collates the tensor entries of a list of items (default: ``default_collate``).
+        multiprocessing_context: how workers start; default "fork" on Linux (see ``_worker_context``).
         max_skip_share: stop with ``RuntimeError`` when more than this share of video reads
             failed (default: ``dataset.max_skip_share``, else 1.0 = never).
 
@@ -127,6 +139,7 @@ class ClipStream:
         prefetch_factor: int | None = None,
         collate_fn: Any = None,
         max_skip_share: float | None = None,
+        multiprocessing_context: str | None = None,
     ) -> None:
         self.clips_per_item = int(getattr(dataset, "clips_per_item", 1))
         if batch_size % self.clips_per_item:
@@ -152,6 +165,7 @@ class ClipStream:
             extra["persistent_workers"] = persistent_workers
             if prefetch_factor is not None:
                 extra["prefetch_factor"] = prefetch_factor
+            extra["multiprocessing_context"] = multiprocessing_context or _worker_context()
         self.loader = DataLoader(
             dataset,
             batch_size=self.items_per_batch,
@@ -160,6 +174,9 @@ class ClipStream:
             num_workers=num_workers,
             pin_memory=pin_memory,
             collate_fn=StreamCollate(collate_fn, self.clips_per_item),
+            # A private generator: starting a loader iterator draws worker seeds from it, never from
+            # torch's global RNG, so seeking the stream (resume) does not shift the training RNG.
+            generator=torch.Generator().manual_seed(seed),
             **extra,
         )
         self._iter: Iterator | None = None

@@ -261,8 +261,12 @@ def check_file(path: str) -> None:
 
 
 def _looks_like_text(path: str) -> bool:
-    with open(path, "rb") as f:
-        head = f.read(512)
+    """Printable ASCII in the first bytes: a list or note saved under a video's name."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(512)
+    except OSError:
+        return False
     return bool(head) and all(32 <= b < 127 or b in b"\t\r\n" for b in head)
 
 
@@ -389,7 +393,8 @@ class VideoClips(Dataset):
                 continue
             item[SKIPPED_KEY] = skipped
             return item
-        raise BadVideoError(f"no readable video in {MAX_READ_ATTEMPTS} draws; skipped: {skipped}")
+        bad = sorted({path for path, _ in skipped})
+        raise BadVideoError(f"no readable video in {MAX_READ_ATTEMPTS} draws; bad files: {bad[:5]}")
 
     def _read(self, entry: VideoEntry, rng: np.random.Generator) -> dict[str, torch.Tensor]:
         """Decode once, draw ``repeat`` clips."""

@@ -25,10 +25,34 @@ def gray_pixels(num_frames: int, height: int, width: int) -> torch.Tensor:
     return levels.view(1, num_frames, 1, 1).expand(3, num_frames, height, width).clone()
 
 
-def frame_ids(video: torch.Tensor) -> list[int]:
+def _frame_ids(video: torch.Tensor) -> list[int]:
     """Source frame indices of a normalized gray clip ``[3, T, H, W]``."""
     levels = denormalize(video).mean(dim=(0, 2, 3)) * 255
     return ((levels - BASE) / STEP).round().long().tolist()
+
+
+def _write_list(path: Path, videos: list[Path], label: int = 0) -> Path:
+    """A VideoMAE list with absolute paths."""
+    path.write_text("".join(f"{v} {label}\n" for v in videos))
+    return path
+
+
+@pytest.fixture
+def geometry() -> ClipGeometry:
+    """A small model clip: 8 frames of 32x32, 8-pixel patches, tubelets of 2 (64 tokens)."""
+    return GEOMETRY
+
+
+@pytest.fixture
+def frame_ids() -> Callable[[torch.Tensor], list[int]]:
+    """Decodes which source frames a gray clip shows."""
+    return _frame_ids
+
+
+@pytest.fixture
+def write_list() -> Callable[..., Path]:
+    """``write_list(path, videos, label=0) -> path``."""
+    return _write_list
 
 
 @pytest.fixture
@@ -57,29 +81,33 @@ def square_video(tmp_path: Path) -> Path:
     return path
 
 
-def write_list(path: Path, videos: list[Path], label: int = 0) -> Path:
-    """A VideoMAE list with absolute paths."""
-    path.write_text("".join(f"{v} {label}\n" for v in videos))
-    return path
+# Bad file kinds and a word their skip reason must contain (a truncated mp4 loses its index, so
+# the decoder sees it like any other unreadable file).
+BAD_REASONS = {
+    "missing": "missing",
+    "garbage": "cannot open",
+    "truncated": "cannot open",
+    "empty": "empty",
+    "text": "text file",
+    "short": "too short",
+}
+
+
+@pytest.fixture
+def bad_reasons() -> dict[str, str]:
+    return dict(BAD_REASONS)
 
 
 @pytest.fixture
 def bad_files(tmp_path: Path, gray_video: Callable[..., Path]) -> dict[str, Path]:
-    """One file of each bad kind, keyed by a word its skip reason must contain."""
-    good = gray_video("source", 24)
-    data = good.read_bytes()
+    """One file of each kind in ``BAD_REASONS``, by kind."""
+    data = gray_video("source", 24).read_bytes()
     folder = tmp_path / "bad"
     folder.mkdir()
-    files = {
-        "missing": folder / "missing.mp4",
-        "cannot open": folder / "garbage.mp4",
-        "truncated": folder / "truncated.mp4",
-        "empty": folder / "empty.mp4",
-        "text": folder / "notes.mp4",
-    }
-    files["cannot open"].write_bytes(bytes(range(256)) * 16)
+    files = {kind: folder / f"{kind}.mp4" for kind in BAD_REASONS}
+    files["garbage"].write_bytes(bytes(range(256)) * 16)
     files["truncated"].write_bytes(data[: len(data) // 2])
     files["empty"].write_bytes(b"")
     files["text"].write_text("this is a text file, not a video\n" * 4)
-    files["too short"] = gray_video("short", GEOMETRY.num_frames - 2)
+    files["short"] = gray_video("short", GEOMETRY.num_frames - 2)
     return files

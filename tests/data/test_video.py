@@ -1,0 +1,173 @@
+"""decord video dataset: list files, temporal sampling, crops, masks, determinism."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from adamae_rl.data.factory import ClipGeometry, make_dataset
+from adamae_rl.data.loader import SKIPPED_KEY
+from adamae_rl.data.synthetic import pixel_mask_to_tokens
+from adamae_rl.data.transforms import denormalize
+from adamae_rl.data.video import (
+    SamplingOptions,
+    VideoClips,
+    VideoEntry,
+    VideoReadError,
+    build_video_dataset,
+    dense_indices,
+    read_video_list,
+    segment_indices,
+)
+
+NUM_TOKENS = 4 * 4 * 4  # conftest geometry: (8 / 2) x (32 / 8) x (32 / 8)
+
+
+@pytest.fixture
+def clips(geometry: ClipGeometry):
+    """``clips(path, train=True, **sampling_options)``: a one-video dataset, label 3."""
+
+    def make(path: Path, train: bool = True, **options) -> VideoClips:
+        return VideoClips([VideoEntry(str(path), 3)], geometry, SamplingOptions(**options), train=train)
+
+    return make
+
+
+# --------------------------------------------------------------------------- list files
+
+
+def test_list_forms_blank_lines_and_path_resolution(tmp_path: Path) -> None:
+    lists = tmp_path / "lists"
+    lists.mkdir()
+    list_file = lists / "train.txt"
+    list_file.write_text("a/x.mp4 3\n\n   \n/abs/y.mp4 0 -1\nz.mp4 7\n")
+
+    entries = read_video_list(list_file)
+    assert entries == [
+        VideoEntry(str(lists / "a/x.mp4"), 3),
+        VideoEntry("/abs/y.mp4", -1),
+        VideoEntry(str(lists / "z.mp4"), 7),
+    ]
+    assert read_video_list(list_file, root="/data")[0].path == "/data/a/x.mp4"
+
+
+@pytest.mark.parametrize("bad", ["x.mp4", "x.mp4 cat", "x.mp4 1 2 3", "x.mp4 5 100"])
+def test_malformed_line_names_file_and_line(tmp_path: Path, bad: str) -> None:
+    list_file = tmp_path / "train.txt"
+    list_file.write_text(f"ok.mp4 1\n\n{bad}\n")
+    with pytest.raises(ValueError, match=f"{list_file}:3"):
+        read_video_list(list_file)
+
+
+def test_missing_or_empty_list(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        read_video_list(tmp_path / "nope.txt")
+    (tmp_path / "empty.txt").write_text("\n")
+    with pytest.raises(ValueError, match="no videos"):
+        read_video_list(tmp_path / "empty.txt")
+
+
+# --------------------------------------------------------------------------- index sampling
+
+
+def test_dense_indices() -> None:
+    assert dense_indices(100, 8, 4, None).tolist() == list(range(35, 64, 4))  # centre window
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        idx = dense_indices(40, 8, 4, rng)
+        assert (np.diff(idx) == 4).all() and idx[0] >= 0 and idx[-1] < 40
+    # Too short for the full window: the stride shrinks, frames never repeat.
+    assert np.diff(dense_indices(20, 8, 4, None)).tolist() == [2] * 7
+    assert dense_indices(8, 8, 4, None).tolist() == list(range(8))
+    with pytest.raises(VideoReadError, match="too short"):
+        dense_indices(7, 8, 4, None)
+
+
+def test_segment_indices() -> None:
+    assert segment_indices(80, 8, None).tolist() == [4, 14, 24, 34, 44, 54, 64, 74]
+    rng = np.random.default_rng(0)
+    for length in (8, 13, 80):
+        idx = segment_indices(length, 8, rng).tolist()
+        edges = [i * length // 8 for i in range(9)]  # 8 equal segments, one frame from each
+        assert all(edges[i] <= idx[i] < edges[i + 1] for i in range(8))
+    with pytest.raises(VideoReadError, match="too short"):
+        segment_indices(7, 8, rng)
+
+
+# --------------------------------------------------------------------------- decoded clips
+
+
+@pytest.mark.parametrize("mode", ["dense", "segments"])
+def test_decoded_frames_are_the_promised_indices(gray_video, frame_ids, clips, mode: str) -> None:
+    path = gray_video("gray", 40)
+    train = clips(path, temporal_mode=mode, sampling_rate=4)
+    for draw_seed in range(6):
+        rng = np.random.default_rng(draw_seed)  # the dataset draws the window first
+        want = dense_indices(40, 8, 4, rng) if mode == "dense" else segment_indices(40, 8, rng)
+        assert frame_ids(train[(0, draw_seed)]["video"]) == want.tolist()
+    val = clips(path, train=False, temporal_mode=mode)
+    centre = dense_indices(40, 8, 4, None) if mode == "dense" else segment_indices(40, 8, None)
+    assert frame_ids(val[(0, 123)]["video"]) == centre.tolist()
+
+
+def test_item_shapes_and_ranges(gray_video, clips) -> None:
+    item = clips(gray_video("gray", 40))[(0, 5)]
+    assert item["video"].shape == (3, 8, 32, 32) and item["video"].dtype == torch.float32
+    pixels = denormalize(item["video"])
+    assert pixels.min() >= -1e-4 and pixels.max() <= 1 + 1e-4
+    assert item["label"].dtype == torch.int64 and item["label"].shape == () and int(item["label"]) == 3
+    assert item[SKIPPED_KEY] == [] and "fg_tokens" not in item  # no mask beside this video
+
+
+def test_same_key_same_clip_other_key_other_crop(square_video, clips) -> None:
+    dataset = clips(square_video, flip=True)
+    a, b = dataset[(0, 11)], dataset[(0, 11)]
+    assert torch.equal(a["video"], b["video"]) and torch.equal(a["fg_tokens"], b["fg_tokens"])
+    assert any(not torch.equal(a["video"], dataset[(0, s)]["video"]) for s in range(12, 16))
+
+
+def test_mask_follows_crop_resize_and_flip(square_video, clips, geometry) -> None:
+    """The white square's pixels and the on-disk mask must land on the same tokens."""
+    dataset = clips(square_video, flip=True, scales=(1.0, 0.75, 0.5), sampling_rate=2)
+    for draw_seed in range(12):
+        item = dataset[(0, draw_seed)]
+        bright = denormalize(item["video"]).mean(0) > 0.5  # [T, H, W]
+        from_pixels = pixel_mask_to_tokens(bright, geometry.patch_size, geometry.tubelet_size)
+        assert item["fg_tokens"].shape == (NUM_TOKENS,)
+        assert from_pixels.sum() > 0
+        # Bilinear edges can flip a border token; the mask is "any pixel", so it may only add.
+        assert (from_pixels & ~item["fg_tokens"]).sum() == 0
+        assert (item["fg_tokens"] != from_pixels).float().mean() < 0.1
+
+
+def test_decode_short_side_keeps_geometry_and_mask(square_video, clips) -> None:
+    full = clips(square_video, train=False)[(0, 0)]
+    small = clips(square_video, train=False, decode_short_side=24)[(0, 0)]  # decodes 32x24
+    assert small["video"].shape == full["video"].shape
+    assert (small["fg_tokens"] != full["fg_tokens"]).float().mean() < 0.1
+
+
+def test_repeated_sampling_decodes_once_draws_many(gray_video, frame_ids, clips) -> None:
+    item = clips(gray_video("gray", 40), repeat=3)[(0, 2)]
+    assert item["video"].shape == (3, 3, 8, 32, 32) and item["label"].tolist() == [3, 3, 3]
+    windows = {tuple(frame_ids(v)) for v in item["video"]}
+    assert len(windows) > 1  # each repeat draws its own window
+
+
+def test_build_from_config_and_factory(tmp_path: Path, gray_video, write_list, geometry) -> None:
+    list_file = write_list(tmp_path / "train.txt", [gray_video("gray", 40)], label=2)
+    cfg = {"name": "video", "train_list": str(list_file), "temporal_mode": "segments", "repeat": 2}
+    dataset = make_dataset(cfg, "train", geometry, seed=0)
+    assert isinstance(dataset, VideoClips) and dataset.clips_per_item == 2
+    assert dataset.options.temporal_mode == "segments"
+    with pytest.raises(ValueError, match="data.train_list is not set"):
+        build_video_dataset({"name": "video"}, split="train", geometry=geometry, seed=0)
+    with pytest.raises(ValueError, match="data.val_list is not set"):
+        build_video_dataset(cfg, split="val", geometry=geometry, seed=0)
+    with pytest.raises(ValueError, match="not divisible"):
+        VideoClips([VideoEntry("x.mp4", 0)], ClipGeometry(7, 32, 8, 2))
+    with pytest.raises(ValueError, match="temporal_mode"):
+        SamplingOptions(temporal_mode="sparse")
