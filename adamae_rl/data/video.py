@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from adamae_rl.data.factory import ClipGeometry
-from adamae_rl.data.loader import SKIPPED_KEY, SampleKey, split_key
+from adamae_rl.data.loader import SKIPPED_KEY, SampleKey, log, split_key
 from adamae_rl.data.synthetic import pixel_mask_to_tokens, token_grid
 from adamae_rl.data.transforms import normalize
 
@@ -258,6 +258,9 @@ def check_file(path: str) -> None:
         raise VideoReadError("empty file (0 bytes)")
     if not os.access(path, os.R_OK):
         raise VideoReadError("permission denied")
+    if _looks_like_text(path):
+        # FFmpeg would "decode" a text file as rendered terminal output, one frame or a few.
+        raise VideoReadError("not a video (text file)")
 
 
 def _looks_like_text(path: str) -> bool:
@@ -299,8 +302,7 @@ def open_video(path: str, decode_short_side: int | None = None, threads: int = 1
         width, height = _decode_size(path, decode_short_side)
         reader = decord.VideoReader(path, ctx=decord.cpu(0), width=width, height=height, num_threads=threads)
     except Exception as err:  # decord and PyAV raise plain RuntimeError / their own errors
-        kind = "not a video (text file)" if _looks_like_text(path) else "cannot open as video"
-        raise VideoReadError(f"{kind}: {_short(err)}") from None
+        raise VideoReadError(f"cannot open as video: {_short(err)}") from None
     if len(reader) == 0:
         raise VideoReadError("no video frames")
     return reader
@@ -498,15 +500,18 @@ def sampling_options(cfg: Mapping[str, Any], train: bool) -> SamplingOptions:
 def build_video_dataset(cfg: Mapping[str, Any], split: str, geometry: ClipGeometry, seed: int) -> VideoClips:
     """The ``data=video`` dataset for ``split`` ("train" or "val").
 
-    ``seed`` is unused: all randomness comes from the sample keys, which the stream derives from
-    its own seed.
+    Without ``val_list`` validation reads the training list with validation sampling (centre
+    windows and crops), with a warning: it measures fit, not generalisation. ``seed`` is unused:
+    all randomness comes from the sample keys, which the stream derives from its own seed.
     """
     del seed
-    key = f"{split}_list"
-    list_file = cfg.get(key)
-    if not list_file:
-        raise ValueError(f"data.{key} is not set: pass data.{key}=/path/to/{split}.txt (lines 'path label')")
     train = split == "train"
+    list_file = cfg.get("train_list") if train else cfg.get("val_list")
+    if not list_file and not train and cfg.get("train_list"):
+        log.warning("data.val_list is not set: validating on data.train_list (centre clips)")
+        list_file = cfg["train_list"]
+    if not list_file:
+        raise ValueError("data.train_list is not set: pass data.train_list=/path/to/train.txt (lines 'path label')")
     return VideoClips(
         read_video_list(list_file, root=cfg.get("root")),
         geometry,

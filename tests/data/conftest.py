@@ -108,6 +108,6 @@ def bad_files(tmp_path: Path, gray_video: Callable[..., Path]) -> dict[str, Path
     files["garbage"].write_bytes(bytes(range(256)) * 16)
     files["truncated"].write_bytes(data[: len(data) // 2])
     files["empty"].write_bytes(b"")
-    files["text"].write_text("this is a text file, not a video\n" * 4)
+    files["text"].write_text("hello\n")  # FFmpeg's tty demuxer would show this as one frame
     files["short"] = gray_video("short", GEOMETRY.num_frames - 2)
     return files

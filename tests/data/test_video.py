@@ -165,8 +165,8 @@ def test_build_from_config_and_factory(tmp_path: Path, gray_video, write_list, g
     assert dataset.options.temporal_mode == "segments"
     with pytest.raises(ValueError, match="data.train_list is not set"):
         build_video_dataset({"name": "video"}, split="train", geometry=geometry, seed=0)
-    with pytest.raises(ValueError, match="data.val_list is not set"):
-        build_video_dataset(cfg, split="val", geometry=geometry, seed=0)
+    val = build_video_dataset(cfg, split="val", geometry=geometry, seed=0)  # falls back to train_list
+    assert not val.train and val.clips_per_item == 1 and val.entries == dataset.entries
     with pytest.raises(ValueError, match="not divisible"):
         VideoClips([VideoEntry("x.mp4", 0)], ClipGeometry(7, 32, 8, 2))
     with pytest.raises(ValueError, match="temporal_mode"):
