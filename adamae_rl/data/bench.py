@@ -12,6 +12,7 @@ close). Readers take turns for ``--rounds`` rounds; each figure is the median.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 from collections.abc import Sequence
@@ -108,6 +109,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"{args.list_file}: {len(dataset)} videos, {clips} timed clips of [3, {args.frames}, {args.size}, "
         f"{args.size}], median of {args.rounds} rounds"
     )
+    # Other processes on the machine change every figure; say how busy it was.
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     print(f"{'reader':<20}{'clips/s':>10}{'vs sequential':>16}")
     print(f"{'sequential loop':<20}{base:>10.1f}{1.0:>15.2f}x   decode share {statistics.median(shares):.0%}")
     for workers, rates in streams.items():
