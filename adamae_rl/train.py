@@ -305,7 +305,7 @@ def run(cfg: dict, run_dir: Path) -> dict:
         log.info("run directory: %s", run_dir.resolve())
         _describe(parts, cfg)
 
-    _install_signal_handlers(progress)
+    previous_handlers = _install_signal_handlers(progress)
     pbar = _progress_bar(trainer, progress.step, proc)
     window_start, window_clips = time.perf_counter(), 0
     max_steps = int(trainer["max_steps"])
@@ -349,6 +349,8 @@ def run(cfg: dict, run_dir: Path) -> dict:
     finally:
         if pbar is not None:
             pbar.close()
+        for sig, handler in previous_handlers.items():
+            signal.signal(sig, handler)
 
     if progress.stop_signal is not None:
         if proc.is_main:
@@ -442,15 +444,20 @@ def _progress_bar(trainer: dict, initial: int, proc: Process):
     )
 
 
-def _install_signal_handlers(progress: Progress) -> None:
-    """SIGINT/SIGTERM finish the current step, save a checkpoint and exit; a second one kills."""
+def _install_signal_handlers(progress: Progress) -> dict:
+    """SIGINT/SIGTERM finish the current step, save a checkpoint and exit; a second one kills.
+
+    Returns the previous handlers, which ``run`` puts back when it ends.
+    """
 
     def handler(signum, frame):
         progress.stop_signal = signum
         signal.signal(signum, signal.SIG_DFL)
 
+    previous = {}
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, handler)
+        previous[sig] = signal.signal(sig, handler)
+    return previous
 
 
 def _write_config(cfg: dict, run_dir: Path) -> None:
