@@ -59,13 +59,15 @@ class AdaptiveMasking(MaskingPolicy):
         self.head = nn.Linear(width, 1)
 
     def compute_logits(self, tokens: torch.Tensor) -> torch.Tensor:
-        """tokens ``[B, N, D]`` -> logits ``[B, N]``."""
+        """tokens ``[*batch, N, D]`` -> logits ``[*batch, N]``."""
         if tokens.shape[-2:] != (self.num_tokens, self.embed_dim):
             raise ValueError(
                 f"tokens must be [B, {self.num_tokens}, {self.embed_dim}], got {tuple(tokens.shape)}"
             )
-        x = self.input_proj(tokens) + self.pos_embed.to(tokens.dtype)
-        return self.head(self.blocks(x)).squeeze(-1)
+        # The attention blocks take exactly one batch dim: fold any leading shape into it and back.
+        lead = tokens.shape[:-2]
+        x = self.input_proj(tokens.reshape(-1, self.num_tokens, self.embed_dim)) + self.pos_embed.to(tokens.dtype)
+        return self.head(self.blocks(x)).squeeze(-1).reshape(*lead, self.num_tokens)
 
     def distribution(self, td: TensorDictBase) -> PlackettLuceMask:
         return PlackettLuceMask(self.compute_logits(td.get("tokens")), self.num_visible)
