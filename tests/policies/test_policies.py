@@ -66,6 +66,20 @@ def test_policy_log_prob_finite_on_own_sample(name, env_and_obs):
     assert torch.isfinite(dist.log_prob(value)).all()
 
 
+@pytest.mark.parametrize("name", POLICIES)
+@pytest.mark.parametrize("batch_shape", [(), (3, 2)], ids=["unbatched", "2d_batch"])
+def test_policy_handles_any_batch_shape(name, batch_shape):
+    """Masks are ``[*batch, N]``: one clip without a batch dim, or a grid of clips."""
+    torch.manual_seed(0)
+    policy = make_policy(name, geometry=GEOMETRY)
+    obs = TensorDict(
+        {"tokens": torch.randn(*batch_shape, 64, 128), "patches": torch.randn(*batch_shape, 64, 384)}, batch_shape
+    )
+    mask = policy(obs).get("mask")
+    assert mask.shape == (*batch_shape, 64)
+    assert (mask.sum(-1) == policy.num_masked).all()
+
+
 def observation(batch: int = 5) -> TensorDict:
     return TensorDict({"tokens": torch.zeros(batch, 64, 128), "patches": torch.zeros(batch, 64, 384)}, [batch])
 
