@@ -339,7 +339,7 @@ def run(cfg: dict, run_dir: Path) -> dict:
                 progress.last_eval = evaluate(parts, cfg, precision, device)
                 if metric_log:
                     metric_log.log(step, progress.last_eval)
-                log.info("step %d: %s", step, _fmt(progress.last_eval))
+                    log.info("step %d: %s", step, _fmt(progress.last_eval))
             if proc.is_main and (step % trainer["ckpt_every"] == 0 or step == max_steps):
                 save_checkpoint(parts, progress, cfg, run_dir, periodic=step % trainer["ckpt_every"] == 0)
             if pbar is not None:
