@@ -496,7 +496,7 @@ def _hydra_entry() -> None:
             run(plain(cfg), run_dir)
         except (ValueError, RunError, FileNotFoundError, KeyError) as err:
             message = err.args[0] if isinstance(err, KeyError) and err.args else err
-            log.error("%s", message)
+            # One line on stderr, no traceback (the console log handler would repeat it on stdout).
             print(f"error: {message}", file=sys.stderr)
             raise SystemExit(2) from None
 
