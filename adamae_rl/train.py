@@ -92,6 +92,18 @@ class Progress:
     nonfinite_skipped: int = 0
     last_eval: dict = field(default_factory=dict)
     stop_signal: int | None = None
+    window: dict = field(default_factory=dict)  # metric sums since the last log line
+    window_steps: int = 0
+
+    def accumulate(self, metrics: dict) -> None:
+        for key, value in metrics.items():
+            self.window[key] = self.window.get(key, 0.0) + float(value)
+        self.window_steps += 1
+
+    def window_means(self) -> dict:
+        means = {key: total / max(self.window_steps, 1) for key, total in self.window.items()}
+        self.window, self.window_steps = {}, 0
+        return means
 
 
 def build_parts(cfg: dict, device: torch.device, proc: Process) -> Parts:
@@ -215,6 +227,8 @@ def checkpoint_state(parts: Parts, progress: Progress, cfg: dict) -> dict:
         "clips": progress.clips,
         "train_seconds": progress.train_seconds,
         "nonfinite_skipped": progress.nonfinite_skipped,
+        "window": dict(progress.window),
+        "window_steps": progress.window_steps,
         "model": parts.model.state_dict(),
         "policy": policy.state_dict() if parts.learnable else None,
         "objective": parts.objective.state_dict(),
@@ -242,6 +256,7 @@ def restore(parts: Parts, progress: Progress, state: dict) -> None:
     progress.step, progress.clips = int(state["step"]), int(state["clips"])
     progress.train_seconds = float(state["train_seconds"])
     progress.nonfinite_skipped = int(state["nonfinite_skipped"])
+    progress.window, progress.window_steps = dict(state["window"]), int(state["window_steps"])
 
 
 def save_checkpoint(parts: Parts, progress: Progress, cfg: dict, run_dir: Path, periodic: bool) -> Path:
@@ -321,12 +336,15 @@ def run(cfg: dict, run_dir: Path) -> dict:
             progress.clips += int(trainer["batch_size"]) * proc.world_size
             progress.train_seconds += time.perf_counter() - t0
             window_clips += int(trainer["batch_size"]) * proc.world_size
+            lr = metrics.pop("train/lr")
+            progress.accumulate(metrics)
             step = progress.step
 
             if step % trainer["log_every"] == 0 or step == max_steps:
                 rate = window_clips / max(time.perf_counter() - window_start, 1e-9)
                 window_start, window_clips = time.perf_counter(), 0
-                values = {k: float(v) for k, v in metrics.items()}
+                values = progress.window_means()  # each metric's mean over the steps since the last line
+                values["train/lr"] = lr
                 values["train/clips_per_s"] = rate
                 skipped = getattr(parts.env.clips, "skipped", None)
                 if skipped is not None:
