@@ -95,9 +95,18 @@ class AdaMAELoss(MaskingLoss):
 class PlackettLuceLoss(MaskingLoss):
     """Unbiased REINFORCE for drawing the visible set without replacement.
 
-    ``log pi`` is the exact Plackett-Luce log-probability of the ordered visible draw; the return
-    is the clip's mean masked reconstruction error; a baseline (batch mean, or an exponential
-    moving average over steps) reduces variance. Optional entropy bonus on the first draw.
+    ``log pi`` is the exact Plackett-Luce log-probability of the ordered visible draw; a baseline
+    (batch mean, or an exponential moving average over steps) reduces variance. Optional entropy
+    bonus on the first draw.
+
+    The return is built from the clip's mean masked reconstruction error ``e``, and its sign is a
+    choice with opposite outcomes, so it is explicit:
+
+    - ``direction="show_hard"`` (default): return ``-e``. The sampler learns to leave the tokens
+      the MAE reconstructs worst *visible* (and mask the easy ones) — the direction AdaMAE's own
+      loss moves its sampler (towards moving, high-error regions).
+    - ``direction="hide_hard"``: return ``+e``. The adversarial reading: the sampler learns to
+      *mask* the hardest tokens, maximizing the MAE's reconstruction error.
 
     Args:
         policy: the learnable masking policy (kept for reference).
@@ -105,7 +114,10 @@ class PlackettLuceLoss(MaskingLoss):
         baseline: "batch" (mean return of the batch) or "ema" (moving average).
         ema_decay: decay of the moving-average baseline.
         entropy_coef: weight of the entropy bonus (0 disables it).
+        direction: "show_hard" or "hide_hard" (see above).
     """
+
+    DIRECTIONS = {"show_hard": -1.0, "hide_hard": 1.0}
 
     def __init__(
         self,
@@ -114,10 +126,14 @@ class PlackettLuceLoss(MaskingLoss):
         baseline: str = "batch",
         ema_decay: float = 0.9,
         entropy_coef: float = 0.0,
+        direction: str = "show_hard",
     ) -> None:
         super().__init__(policy)
         if baseline not in ("batch", "ema"):
             raise ValueError(f"baseline must be 'batch' or 'ema', got {baseline!r}")
+        if direction not in self.DIRECTIONS:
+            raise ValueError(f"direction must be one of {sorted(self.DIRECTIONS)}, got {direction!r}")
+        self.direction = direction
         self.coef, self.baseline, self.ema_decay, self.entropy_coef = float(coef), baseline, ema_decay, entropy_coef
         self.register_buffer("ema_return", torch.tensor(float("nan")))
 
@@ -125,14 +141,15 @@ class PlackettLuceLoss(MaskingLoss):
         mask, logits, reward, num_masked = self._inputs(tensordict)
         order = tensordict.get(self.tensor_keys.visible_order)
         log_prob = plackett_luce_log_prob(logits, order)  # [B]
-        returns = (reward.detach().masked_fill(~mask, 0.0).sum(-1) / num_masked)  # [B]
+        masked_error = reward.detach().masked_fill(~mask, 0.0).sum(-1) / num_masked  # [B]
+        returns = self.DIRECTIONS[self.direction] * masked_error
         baseline = self._baseline(returns)
         advantage = returns - baseline
         log_p = torch.log_softmax(logits, dim=-1)
         entropy = -(log_p.exp() * log_p).sum(-1).mean()
         out = {
             "loss_policy": -self.coef * (advantage * log_prob).mean(),
-            "reward_mean": returns.mean(),
+            "reward_mean": masked_error.mean(),
             "advantage_std": advantage.std(unbiased=False) if advantage.numel() > 1 else advantage.abs().mean(),
             "log_prob_mean": log_prob.mean().detach(),
             "entropy": entropy.detach(),

@@ -60,12 +60,14 @@ def test_adamae_ignores_rewards_on_visible_tokens():
     assert AdaMAELoss()(noisy)["loss_policy"].item() == pytest.approx(base, abs=1e-9)
 
 
-def test_plackett_luce_loss_batch_baseline():
+@pytest.mark.parametrize("direction, sign", [("show_hard", -1.0), ("hide_hard", 1.0)])
+def test_plackett_luce_loss_batch_baseline(direction, sign):
     td = step_td()
-    out = PlackettLuceLoss(coef=1.0)(td)
+    out = PlackettLuceLoss(coef=1.0, direction=direction)(td)
     mask, logits, order = td["mask"], td["logits"], td["visible_order"]
     reward = td["next", "reward"].squeeze(-1)
-    returns = torch.stack([reward[b][mask[b]].mean() for b in range(4)])
+    masked_error = torch.stack([reward[b][mask[b]].mean() for b in range(4)])
+    returns = sign * masked_error
     log_probs = []
     for b in range(4):  # sequential draws without replacement
         remaining, lp = list(range(16)), 0.0
@@ -75,7 +77,7 @@ def test_plackett_luce_loss_batch_baseline():
         log_probs.append(lp)
     expected = -((returns - returns.mean()).double() * torch.stack(log_probs)).mean()
     assert out["loss_policy"].item() == pytest.approx(expected.item(), abs=1e-6)
-    assert out["reward_mean"].item() == pytest.approx(returns.mean().item(), abs=1e-6)
+    assert out["reward_mean"].item() == pytest.approx(masked_error.mean().item(), abs=1e-6)
     assert "loss_entropy" not in out.keys()
 
 
@@ -86,11 +88,12 @@ def test_plackett_luce_entropy_bonus_and_ema_baseline():
     log_p = torch.log_softmax(td["logits"], -1)
     entropy = -(log_p.exp() * log_p).sum(-1).mean()
     assert first["loss_entropy"].item() == pytest.approx(-0.1 * entropy.item(), abs=1e-6)
-    batch_mean = first["reward_mean"].item()
+    # The default direction ("show_hard") tracks the return -mean masked error.
+    batch_mean = -first["reward_mean"].item()
     assert loss.ema_return.item() == pytest.approx(batch_mean)  # first step: the batch mean
     second_td = step_td(seed=1)
     second = loss(second_td)
-    assert loss.ema_return.item() == pytest.approx(0.5 * batch_mean + 0.5 * second["reward_mean"].item(), abs=1e-6)
+    assert loss.ema_return.item() == pytest.approx(0.5 * batch_mean - 0.5 * second["reward_mean"].item(), abs=1e-6)
     with pytest.raises(ValueError, match=r"baseline must be 'batch' or 'ema', got 'median'"):
         PlackettLuceLoss(baseline="median")
 
@@ -140,3 +143,8 @@ def test_losses_are_finite_at_extreme_logits():
     for loss in (AdaMAELoss(), PlackettLuceLoss()):
         value = loss(td)["loss_policy"]
         assert math.isfinite(value.item())
+
+
+def test_plackett_luce_rejects_unknown_direction():
+    with pytest.raises(ValueError, match="direction must be one of"):
+        PlackettLuceLoss(direction="sideways")
