@@ -102,6 +102,8 @@ class MaskedVideoGymEnv(gym.Env):
             raise ValueError(f"action must be a 0/1 vector of shape ({self.num_tokens},), got {action.shape}")
         if not np.isin(action, (0, 1)).all():
             raise ValueError("action must hold only 0 and 1 (1 = masked)")
+        if int(action.sum()) != self.num_masked:
+            raise ValueError(f"action masks {int(action.sum())} tokens; this environment masks exactly {self.num_masked}")
         mask = torch.as_tensor(action.astype(bool), device=self.device).unsqueeze(0)
         with torch.no_grad():
             reward, loss = reconstruction_step(self.model, self._video, mask)

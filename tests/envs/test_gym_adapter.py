@@ -64,7 +64,11 @@ def test_step_rejects_bad_actions(gym_env):
         gym_env.step(np.full(64, 2, dtype=np.int8))
     bad = np.zeros(64, dtype=np.int8)
     bad[:64] = 1
-    with pytest.raises(ValueError, match=r"hides 64 of 64 tokens"):
+    with pytest.raises(ValueError, match=r"action masks 64 tokens; this environment masks exactly \d+"):
+        gym_env.step(bad)
+    bad = np.zeros(64, dtype=np.int8)
+    bad[: gym_env.num_masked - 1] = 1  # one short of the action space's count
+    with pytest.raises(ValueError, match=f"action masks {gym_env.num_masked - 1} tokens"):
         gym_env.step(bad)
 
 
