@@ -190,3 +190,15 @@ def test_cli_multirun_over_policies(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr[-2000:]
     summaries = sorted((tmp_path / "sweep").glob("*/summary.json"))
     assert {json.loads(p.read_text())["policy"] for p in summaries} == {"adaptive", "random", "tube", "frame"}
+
+
+def test_bf16_autocast_run(tmp_path: Path) -> None:
+    summary = train.run(smoke_config("trainer.precision=bf16"), tmp_path)
+    assert summary["steps"] == 12 and 0 < summary["final_loss_recon"] < 1
+
+
+def test_bad_trainer_settings_are_named(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="trainer.precision must be one of"):
+        train.run(smoke_config("trainer.precision=fp8"), tmp_path / "a")
+    with pytest.raises(ValueError, match="trainer.device must be auto, cpu, cuda"):
+        train.run(smoke_config("trainer.device=tpu"), tmp_path / "b")
