@@ -26,7 +26,8 @@ class AdaptiveMasking(MaskingPolicy):
         embed_dim: width of the incoming ``tokens`` (the MAE's patch embeddings).
         width: sampler width (default: ``embed_dim``, as the paper); a linear map adapts the input.
         depth: number of attention blocks (the paper uses one).
-        num_heads: attention heads of each block.
+        num_heads: attention heads of each block (default: ``width // 64``, the head width of
+            the ViT presets: 6 for ViT-S, 12 for ViT-B, 16 for ViT-L).
         mlp_ratio: MLP expansion of each block.
     """
 
@@ -41,11 +42,12 @@ class AdaptiveMasking(MaskingPolicy):
         embed_dim: int,
         width: int | None = None,
         depth: int = 1,
-        num_heads: int = 8,
+        num_heads: int | None = None,
         mlp_ratio: float = 4.0,
     ) -> None:
         super().__init__(grid, mask_ratio)
         width = int(width or embed_dim)
+        num_heads = int(num_heads or max(width // 64, 1))
         if width % num_heads:
             raise ValueError(f"sampler width {width} is not divisible by num_heads={num_heads}")
         if depth < 1:

@@ -165,4 +165,9 @@ def test_frame_needs_two_slices():
 
 def test_adaptive_rejects_width_not_divisible_by_heads():
     with pytest.raises(ValueError, match=r"sampler width 100 is not divisible by num_heads=8"):
-        make_policy("adaptive", geometry=GEOMETRY, width=100)
+        make_policy("adaptive", geometry=GEOMETRY, width=100, num_heads=8)
+
+
+def test_adaptive_default_heads_have_width_64():
+    policy = make_policy("adaptive", geometry={**GEOMETRY, "embed_dim": 768})
+    assert policy.blocks[0].attn.num_heads == 12
