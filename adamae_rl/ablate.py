@@ -1,0 +1,99 @@
+"""``python -m adamae_rl.ablate``: a grid of pre-training runs, evaluated and tabulated.
+
+Examples::
+
+    python -m adamae_rl.ablate                                   # mask types, as the paper's table
+    python -m adamae_rl.ablate grid=ratios seeds=[0,1]           # adaptive sampler at 0.80 ... 0.98
+    python -m adamae_rl.ablate grid=sampler out=ablations/sampler budget.max_steps=400
+    python -m adamae_rl.ablate grid_file=my_grid.yaml            # a grid of your own
+    python -m adamae_rl.ablate eval.protocol=finetune -- trainer.device=cuda model.decoder_depth=1
+
+Configs: ``adamae_rl/configs/ablate/ablate.yaml`` (budget, evaluation, seeds, output) and
+``grid/`` (``mask_type``, ``ratios``, ``sampler``, ``decoder``, ``objective``). Each cell is a
+subprocess ``python -m adamae_rl.train ... run_dir=OUT/cells/<cell>`` followed by
+``python -m adamae_rl.finetune OUT/cells/<cell>``; logs go to ``OUT/logs``. At the end:
+``OUT/ablation.md`` (table + budget line), ``OUT/ablation.csv`` (one line per cell and seed) and
+``OUT/ablation.png``. Arguments after ``--`` are training overrides added to every cell (the
+same as ``'train_overrides=["trainer.device=cuda"]'``). Finished cells are skipped, so the same command continues an interrupted
+ablation; SIGINT/SIGTERM stop the running cell at a checkpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+from adamae_rl.builders import plain
+from adamae_rl.evaluation.ablation import run_ablation
+from adamae_rl.evaluation.report import budget_line, cell_row, markdown_table, write_csv, write_plot
+
+log = logging.getLogger("adamae_rl.ablate")
+
+CONFIG_DIR = Path(__file__).parent / "configs" / "ablate"
+
+
+def split_argv(argv: list[str]) -> tuple[list[str], list[str]]:
+    """Ablation overrides before ``--``, training overrides for every cell after it."""
+    if "--" in argv:
+        i = argv.index("--")
+        return argv[:i], argv[i + 1 :]
+    return argv, []
+
+
+def compose_config(overrides: list[str], train_overrides: list[str] | None = None) -> dict:
+    """``ablate.yaml`` with command-line overrides; ``grid_file=PATH`` replaces the grid group;
+    ``train_overrides`` are appended to the config's ``train_overrides``."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose("ablate", overrides=overrides)
+    if cfg.get("grid_file"):
+        path = Path(cfg.grid_file)
+        if not path.is_file():
+            raise FileNotFoundError(f"grid_file {path} does not exist")
+        OmegaConf.set_struct(cfg, False)
+        cfg.grid = OmegaConf.load(path)
+    out = plain(cfg)
+    out["train_overrides"] = list(out.get("train_overrides") or []) + list(train_overrides or [])
+    return out
+
+
+def write_outputs(cfg: dict, cells, records, wall_s: float) -> list[Path]:
+    """ablation.md, ablation.csv and ablation.png in ``cfg['out']``."""
+    out = Path(cfg["out"])
+    rows = [cell_row(cell, record, out) for cell, record in zip(cells, records)]
+    title = f"{cfg['grid'].get('title', cfg['grid']['name'])} (grid {cfg['grid']['name']})"
+    table = markdown_table(cells, rows, title, budget_line(cfg, cells, wall_s))
+    (out / "ablation.md").write_text(table, encoding="utf-8")
+    return [out / "ablation.md", write_csv(rows, out / "ablation.csv"), write_plot(cells, rows, out / "ablation.png", title)]
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
+    overrides, train_overrides = split_argv(list(sys.argv[1:] if argv is None else argv))
+    try:
+        cfg = compose_config(overrides, train_overrides)
+        Path(cfg["out"]).mkdir(parents=True, exist_ok=True)
+        cells, records, wall_s = run_ablation(cfg)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except Exception as err:  # Hydra's override and config errors: one readable line
+        if type(err).__module__.startswith(("hydra", "omegaconf")):
+            print(f"error: {err}", file=sys.stderr)
+            raise SystemExit(2) from None
+        raise
+    paths = write_outputs(cfg, cells, records, wall_s)
+    print((Path(cfg["out"]) / "ablation.md").read_text(encoding="utf-8"))
+    for path in paths:
+        print(f"wrote {path}")
+    failed = [r for r in records if r.status == "failed"]
+    if failed:
+        print(f"error: {len(failed)} cell(s) failed: " + "; ".join(r.failure or "" for r in failed), file=sys.stderr)
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,82 @@
+"""The pre-trained encoder as a feature extractor and as a classifier backbone.
+
+Evaluation shows the encoder *every* token (no mask), as VideoMAE's fine-tuning does. The MAE's
+``forward_encoder`` takes the masked path, whose ``check_mask`` needs at least one masked token, so
+the all-token pass is written here from the model's parts (``embed``, ``pos_embed``, ``blocks``,
+``norm``), with the same arithmetic as the masked path minus the gather.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+from adamae_rl.models.videomae import VideoMAE
+
+
+def encode_all_tokens(model: VideoMAE, video: torch.Tensor, final_norm: bool = True) -> torch.Tensor:
+    """Encode every token: video ``[B, C, T, H, W]`` -> ``[B, N, D]``.
+
+    Args:
+        final_norm: apply the pre-trained encoder's last LayerNorm (as ``forward_encoder`` does).
+    """
+    x = model.embed(video) + model.pos_embed.to(video.dtype)
+    for block in model.blocks:
+        x = block(x)
+    return model.norm(x) if final_norm else x
+
+
+@torch.no_grad()
+def pooled_features(model: VideoMAE, video: torch.Tensor) -> torch.Tensor:
+    """Mean over all tokens of the (frozen) encoder output: ``[B, C, T, H, W]`` -> ``[B, D]``."""
+    return encode_all_tokens(model, video).mean(dim=1)
+
+
+class VideoClassifier(nn.Module):
+    """VideoMAE's fine-tuning model: encoder over all tokens -> mean pool -> LayerNorm -> linear.
+
+    The MAE's decoder is dropped. As VideoMAE with mean pooling, the pooled features go through a
+    fresh ``fc_norm`` (the encoder's last norm is kept too: it was trained, and it is cheap), and
+    the head starts near zero so that the first updates do not wreck the pre-trained features.
+
+    Args:
+        mae: a (pre-trained or freshly initialised) :class:`VideoMAE`; its encoder is copied.
+        num_classes: size of the output layer.
+        head_init_scale: scale of the head's initial weights (VideoMAE: 1e-3 times trunc-normal 0.02).
+    """
+
+    def __init__(self, mae: VideoMAE, num_classes: int, head_init_scale: float = 1e-3) -> None:
+        super().__init__()
+        self.cfg = mae.cfg
+        self.patch_embed = copy.deepcopy(mae.patch_embed)
+        self.register_buffer("pos_embed", mae.pos_embed.detach().clone(), persistent=False)
+        self.blocks = copy.deepcopy(mae.blocks)
+        self.norm = copy.deepcopy(mae.norm)
+        dim = mae.cfg.embed_dim
+        self.fc_norm = nn.LayerNorm(dim, eps=1e-6)
+        self.head = nn.Linear(dim, num_classes)
+        nn.init.trunc_normal_(self.head.weight, std=0.02)
+        with torch.no_grad():
+            self.head.weight.mul_(head_init_scale)
+        nn.init.zeros_(self.head.bias)
+
+    @property
+    def depth(self) -> int:
+        return len(self.blocks)
+
+    def features(self, video: torch.Tensor) -> torch.Tensor:
+        """video ``[B, C, T, H, W]`` -> pooled features ``[B, D]``."""
+        cfg = self.cfg
+        expected = (cfg.in_chans, cfg.num_frames, cfg.img_size, cfg.img_size)
+        if video.dim() != 5 or tuple(video.shape[1:]) != expected:
+            raise ValueError(f"video must be [B, {', '.join(map(str, expected))}], got {tuple(video.shape)}")
+        x = self.patch_embed(video).flatten(2).transpose(1, 2) + self.pos_embed.to(video.dtype)
+        for block in self.blocks:
+            x = block(x)
+        return self.fc_norm(self.norm(x).mean(dim=1))
+
+    def forward(self, video: torch.Tensor) -> torch.Tensor:
+        """video ``[B, C, T, H, W]`` -> logits ``[B, num_classes]``."""
+        return self.head(self.features(video))

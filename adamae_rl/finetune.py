@@ -1,0 +1,110 @@
+"""``python -m adamae_rl.finetune RUN_DIR``: score a pre-trained encoder on labelled clips.
+
+Examples::
+
+    python -m adamae_rl.finetune runs/adaptive-tiny-synthetic-m0.9-s0                 # probe + fine-tune
+    python -m adamae_rl.finetune RUN_DIR --protocol probe --random-init                # vs random init
+    python -m adamae_rl.finetune RUN_DIR --train-list k/train.txt --val-list k/val.txt  # labelled lists
+
+Two protocols (VideoMAE's): a **linear probe** on the frozen encoder's mean-pooled output over
+all tokens, and **full fine-tuning** with layer-wise learning-rate decay. Top-1/top-5 on the
+validation clips go to ``RUN_DIR/eval.json`` and to stdout. ``--random-init`` evaluates an
+untrained encoder of the same config the same way, next to the pre-trained one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from adamae_rl.evaluation.finetuning import FinetuneSettings
+from adamae_rl.evaluation.probe import ProbeSettings
+from adamae_rl.evaluation.run_eval import EVAL_FILE, PROTOCOLS, EvalOptions, evaluate_run
+
+log = logging.getLogger("adamae_rl.finetune")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    ft, pr = FinetuneSettings(), ProbeSettings()
+    p = argparse.ArgumentParser(prog="python -m adamae_rl.finetune", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("run_dir", type=Path, help="a pre-training run directory (holds checkpoints/last.pt)")
+    p.add_argument("--protocol", choices=[*PROTOCOLS, "both"], default="both", help="probe, finetune or both")
+    p.add_argument("--random-init", action="store_true", help="also evaluate a randomly initialised encoder")
+    p.add_argument("--checkpoint", default="last.pt", help="checkpoint file under RUN_DIR/checkpoints")
+    data = p.add_argument_group("labelled data")
+    data.add_argument("--train-clips", type=int, default=1024, help="training clips (0 = the whole split)")
+    data.add_argument("--val-clips", type=int, default=256, help="validation clips (0 = the whole split)")
+    data.add_argument("--data-seed", type=int, default=0, help="synthetic clip family (same for every run)")
+    data.add_argument("--train-list", help="labelled VideoMAE list ('path label') instead of the run's data")
+    data.add_argument("--val-list", help="labelled validation list (with --train-list)")
+    data.add_argument("--num-classes", type=int, help="class count (default: 8 for synthetic, max label + 1 for lists)")
+    data.add_argument("--workers", type=int, default=0, help="loader worker processes")
+    probe = p.add_argument_group("linear probe")
+    probe.add_argument("--probe-l2", type=float, default=pr.l2, help="L2 penalty of the logistic regression")
+    probe.add_argument("--probe-iters", type=int, default=pr.max_iter, help="L-BFGS iterations")
+    tune = p.add_argument_group("fine-tuning")
+    tune.add_argument("--steps", type=int, default=ft.steps, help="optimizer steps")
+    tune.add_argument("--batch-size", type=int, default=ft.batch_size, help="clips per step (and per encoder pass)")
+    tune.add_argument("--lr", type=float, default=ft.lr, help="peak learning rate of the head")
+    tune.add_argument("--layer-decay", type=float, default=ft.layer_decay, help="per-layer learning-rate decay")
+    tune.add_argument("--weight-decay", type=float, default=ft.weight_decay, help="AdamW weight decay")
+    tune.add_argument("--warmup-steps", type=int, default=ft.warmup_steps, help="linear warmup steps")
+    tune.add_argument("--label-smoothing", type=float, default=ft.label_smoothing, help="cross-entropy label smoothing")
+    tune.add_argument("--seed", type=int, default=ft.seed, help="head initialisation and clip order")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--out", type=Path, help=f"where to write the report (default: RUN_DIR/{EVAL_FILE})")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return p.parse_args(argv)
+
+
+def options_from_args(args: argparse.Namespace) -> EvalOptions:
+    return EvalOptions(
+        protocols=PROTOCOLS if args.protocol == "both" else (args.protocol,),
+        random_init=args.random_init,
+        train_clips=args.train_clips or None,
+        val_clips=args.val_clips or None,
+        data_seed=args.data_seed,
+        train_list=args.train_list,
+        val_list=args.val_list,
+        num_classes=args.num_classes,
+        checkpoint=args.checkpoint,
+        device=args.device,
+        num_workers=args.workers,
+        progress=not args.no_progress,
+        probe=ProbeSettings(l2=args.probe_l2, max_iter=args.probe_iters, batch_size=args.batch_size),
+        finetune=FinetuneSettings(
+            steps=args.steps, batch_size=args.batch_size, lr=args.lr, layer_decay=args.layer_decay,
+            weight_decay=args.weight_decay, warmup_steps=min(args.warmup_steps, args.steps),
+            label_smoothing=args.label_smoothing, seed=args.seed,
+        ),
+    )
+
+
+def format_report(report: dict) -> str:
+    """One line per (encoder, protocol): top-1/top-5 on the validation clips."""
+    lines = [f"{report['run_dir']} (step {report['step']}, {report['policy']} m{report['mask_ratio']}, "
+             f"{report['train_clips']} train / {report['val_clips']} val clips, {report['num_classes']} classes)"]
+    for encoder in ("pretrained", "random_init"):
+        for protocol, scores in report.get(encoder, {}).items():
+            lines.append(f"  {encoder:<11} {protocol:<8} top1={scores['top1']:.4f} top5={scores['top5']:.4f}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
+    logging.getLogger("torchrl").setLevel(logging.WARNING)
+    args = parse_args(argv)
+    try:
+        report = evaluate_run(args.run_dir, options_from_args(args), args.out)
+    except (ValueError, FileNotFoundError, RuntimeError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+    print(format_report(report))
+    print(f"wrote {args.out or args.run_dir / EVAL_FILE}")
+
+
+if __name__ == "__main__":
+    main()

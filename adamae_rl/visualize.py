@@ -1,0 +1,109 @@
+"""``python -m adamae_rl.visualize RUN_DIR``: what the masking policy hides and what the MAE rebuilds.
+
+Examples::
+
+    python -m adamae_rl.visualize runs/adaptive-tiny-synthetic-m0.9-s0
+    python -m adamae_rl.visualize RUN_DIR --clips 6 --out figures/adaptive
+
+For the first ``--clips`` held-out clips of the run's data, writes to ``--out`` (default
+``RUN_DIR/visualize``):
+
+- ``clip_K.png``: rows = temporal slices, columns = input | mask overlay | reconstruction |
+  error map | sampler probability (softmax of the adaptive policy's logits; "n/a" for policies
+  without logits);
+- ``clip_K.gif``: the same panels, animated over every frame;
+- ``overview.png``: rows = clips (middle slice), the same columns.
+
+Masks are drawn with a fixed seed, so the same command draws the same masks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; never needs a display
+
+import torch  # noqa: E402
+
+from adamae_rl.api import geometry_of  # noqa: E402
+from adamae_rl.builders import load_run  # noqa: E402
+from adamae_rl.data.factory import make_dataset  # noqa: E402
+from adamae_rl.evaluation.figures import save_clip_gif, save_clip_sheet, save_overview  # noqa: E402
+from adamae_rl.evaluation.render import render  # noqa: E402
+from adamae_rl.metrics import foreground_enrichment  # noqa: E402
+
+log = logging.getLogger("adamae_rl.visualize")
+
+
+def held_out_clips(cfg: dict, run_geometry, count: int) -> dict[str, torch.Tensor]:
+    """The first ``count`` clips of the run's validation split, batched.
+
+    Returns:
+        ``video`` ``[B, C, T, H, W]`` and, when the data has them, ``fg_tokens`` bool ``[B, N]``.
+    """
+    data = dict(cfg["data"])
+    if data.get("name") == "synthetic":
+        data["val_clips"] = max(count, 1)
+    dataset = make_dataset(data, "val", run_geometry, int(cfg["trainer"]["seed"]))
+    if count > len(dataset):
+        raise ValueError(f"asked for {count} clips, the validation set has {len(dataset)}")
+    items = [dataset[i] for i in range(count)]
+    out = {"video": torch.stack([it["video"] for it in items])}
+    if all("fg_tokens" in it for it in items):
+        out["fg_tokens"] = torch.stack([it["fg_tokens"] for it in items])
+    return out
+
+
+def visualize(run_dir: str | Path, clips: int = 4, out: str | Path | None = None, seed: int = 0,
+              checkpoint: str = "last.pt") -> list[Path]:
+    """Write the sheets and GIFs for ``run_dir``; returns the written paths."""
+    if clips < 1:
+        raise ValueError(f"--clips must be >= 1, got {clips}")
+    cfg, model, policy, ckpt = load_run(run_dir, checkpoint)
+    out_dir = Path(out) if out else Path(run_dir) / "visualize"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    batch = held_out_clips(cfg, geometry_of(model), clips)
+    torch.manual_seed(seed)  # mask draws
+    r = render(model, policy, batch["video"], batch.get("fg_tokens"))
+    name = cfg["policy"].get("name")
+    title = f"{name}, mask ratio {policy.effective_mask_ratio:.3f}, step {ckpt['step']}"
+    if r.fg_tokens is not None:
+        title += f", fg enrichment {foreground_enrichment(r.mask, r.fg_tokens):.2f}"
+    written = [save_overview(r, model, out_dir / "overview.png", title)]
+    for b in range(clips):
+        written.append(save_clip_sheet(r, model, b, out_dir / f"clip_{b}.png", f"{title} - clip {b}"))
+        written.append(save_clip_gif(r, model, b, out_dir / f"clip_{b}.gif"))
+    return written
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m adamae_rl.visualize", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("run_dir", type=Path, help="a pre-training run directory (holds checkpoints/last.pt)")
+    p.add_argument("--clips", type=int, default=4, help="held-out clips to show")
+    p.add_argument("--out", type=Path, help="output folder (default: RUN_DIR/visualize)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the mask draws")
+    p.add_argument("--checkpoint", default="last.pt", help="checkpoint file under RUN_DIR/checkpoints")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
+    logging.getLogger("torchrl").setLevel(logging.WARNING)
+    args = parse_args(argv)
+    try:
+        written = visualize(args.run_dir, args.clips, args.out, args.seed, args.checkpoint)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+    for path in written:
+        print(path)
+
+
+if __name__ == "__main__":
+    main()

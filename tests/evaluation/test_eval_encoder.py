@@ -1,0 +1,68 @@
+"""All-token encoding, the fine-tuning classifier and its layer-wise learning rates."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from adamae_rl.evaluation.encoder import VideoClassifier, encode_all_tokens, pooled_features
+from adamae_rl.evaluation.finetuning import FinetuneSettings, layer_decay_param_groups, lr_factor
+from adamae_rl.models.presets import build_mae
+
+SMALL = dict(img_size=32, num_frames=8)  # grid (4, 4, 4): 64 tokens
+
+
+def test_all_token_encoding_matches_the_masked_path_without_attention() -> None:
+    """With no blocks, tokens do not see each other: the all-token pass restricted to the visible
+    tokens must equal ``forward_encoder`` (same embedding, position table and final norm)."""
+    torch.manual_seed(0)
+    mae = build_mae("tiny", depth=0, **SMALL).eval()
+    video = torch.randn(2, 3, 8, 32, 32)
+    mask = torch.zeros(2, 64, dtype=torch.bool)
+    mask[:, ::2] = True
+    with torch.no_grad():
+        full = encode_all_tokens(mae, video)
+        visible = mae.forward_encoder(video, mask)
+    assert full.shape == (2, 64, mae.cfg.embed_dim)
+    torch.testing.assert_close(full[~mask].reshape(2, 32, -1), visible)
+
+
+def test_pooled_features_and_classifier_shapes() -> None:
+    torch.manual_seed(0)
+    mae = build_mae("tiny", **SMALL).eval()
+    video = torch.randn(3, 3, 8, 32, 32)
+    assert pooled_features(mae, video).shape == (3, mae.cfg.embed_dim)
+    clf = VideoClassifier(mae, num_classes=8)
+    assert clf(video).shape == (3, 8)
+    # The classifier owns copies: training it never changes the pre-trained MAE.
+    assert clf.blocks[0].mlp[0].weight is not mae.blocks[0].mlp[0].weight
+    with pytest.raises(ValueError, match="video must be"):
+        clf(torch.randn(1, 3, 4, 32, 32))
+
+
+def test_layer_decay_scales() -> None:
+    """VideoMAE: block i at decay^(depth - i), patch embed at decay^(depth + 1), head at 1."""
+    torch.manual_seed(0)
+    clf = VideoClassifier(build_mae("tiny", **SMALL), num_classes=8)
+    depth, decay = clf.depth, 0.75
+    groups = layer_decay_param_groups(clf, weight_decay=0.05, layer_decay=decay)
+    scale = {name: g["lr_scale"] for g in groups for name in g["names"]}
+    wd = {name: g["weight_decay"] for g in groups for name in g["names"]}
+    assert scale["patch_embed.weight"] == pytest.approx(decay ** (depth + 1))
+    for i in range(depth):
+        assert scale[f"blocks.{i}.attn.qkv.weight"] == pytest.approx(decay ** (depth - i))
+        assert scale[f"blocks.{i}.norm1.bias"] == pytest.approx(decay ** (depth - i))
+    for name in ("head.weight", "head.bias", "fc_norm.weight", "norm.weight"):
+        assert scale[name] == 1.0
+    # Every parameter in exactly one group; decay on matrices only.
+    assert sorted(scale) == sorted(n for n, _ in clf.named_parameters())
+    assert wd["blocks.0.attn.qkv.weight"] == 0.05 and wd["blocks.0.attn.q_bias"] == 0.0 and wd["head.bias"] == 0.0
+
+
+def test_lr_factor_warms_up_then_decays_to_the_floor() -> None:
+    s = FinetuneSettings(steps=100, warmup_steps=10, lr=1e-3, min_lr=1e-5)
+    assert lr_factor(0, s) == pytest.approx(0.1)
+    assert lr_factor(9, s) == pytest.approx(1.0)
+    assert lr_factor(100, s) == pytest.approx(1e-2)
+    factors = [lr_factor(i, s) for i in range(10, 101)]
+    assert all(a >= b for a, b in zip(factors, factors[1:]))

@@ -1,0 +1,111 @@
+"""``python -m adamae_rl.ablate``: cells as subprocesses, outputs, skipping finished cells, resuming."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from helpers_cli import run_cli
+
+from adamae_rl.ablate import compose_config, split_argv
+from adamae_rl.evaluation.ablation import cell_name, eval_command, expand_grid, train_command
+
+GRID = """\
+name: two
+title: Two cells
+base: [mask_ratio=0.75]
+cells:
+  - {case: random, overrides: [policy=random]}
+  - {case: adaptive, overrides: [policy=adaptive]}
+"""
+# Smoke-sized cells: 4 steps of 4 clips on 32 px, 8-frame clips; a probe on 32 + 16 clips.
+SMOKE = ["budget.max_steps=4", "budget.batch_size=4", "budget.eval_batches=1", "budget.ckpt_every=2",
+         "eval.train_clips=32", "eval.val_clips=16", "progress=false", "--", "experiment=smoke"]
+
+
+def test_default_grid_is_the_mask_type_table() -> None:
+    cfg = compose_config([])
+    cells = expand_grid(cfg["grid"], cfg["seeds"])
+    assert [(c.case, c.overrides) for c in cells] == [
+        ("tube", ["policy=tube", "mask_ratio=0.75"]), ("tube", ["policy=tube", "mask_ratio=0.90"]),
+        ("random", ["policy=random", "mask_ratio=0.75"]), ("random", ["policy=random", "mask_ratio=0.90"]),
+        ("frame", ["policy=frame", "mask_ratio=0.875"]), ("adaptive", ["policy=adaptive", "mask_ratio=0.95"]),
+    ]
+    assert cfg["out"] == "ablations/mask_type"
+
+
+@pytest.mark.parametrize("grid", ["ratios", "sampler", "decoder", "objective"])
+def test_other_grids_compose(grid: str) -> None:
+    cfg = compose_config([f"grid={grid}", "seeds=[0,1]"])
+    cells = expand_grid(cfg["grid"], cfg["seeds"])
+    assert len(cells) == 2 * len(cfg["grid"]["cells"]) and len({c.name for c in cells}) == len(cells)
+
+
+def test_commands_carry_the_budget(tmp_path: Path) -> None:
+    cfg = compose_config(["seeds=[3]"], ["trainer.device=cpu"])
+    cell = expand_grid(cfg["grid"], cfg["seeds"])[0]
+    cmd = train_command(cell, cfg["budget"], cfg["train_overrides"], tmp_path / cell.name)
+    assert cmd[1:3] == ["-m", "adamae_rl.train"]
+    for arg in ("policy=tube", "trainer.max_steps=200", "trainer.batch_size=16", "trainer.seed=3",
+                "trainer.resume=auto", "trainer.device=cpu", f"run_dir={tmp_path / cell.name}"):
+        assert arg in cmd
+    assert "--random-init" in eval_command(tmp_path, cfg["eval"], random_init=True)
+    assert split_argv(["a=1", "--", "b=2"]) == (["a=1"], ["b=2"])
+    assert cell_name(["policy=tube", "mask_ratio=0.75"], 0) == "policy-tube_mask_ratio-0.75_s0"
+
+
+@pytest.mark.slow
+def test_ablation_runs_skips_and_reruns_only_missing_cells(tmp_path: Path) -> None:
+    grid, out = tmp_path / "grid.yaml", tmp_path / "abl"
+    grid.write_text(GRID)
+    args = [f"grid_file={grid}", f"out={out}", *SMOKE]
+
+    first = run_cli("adamae_rl.ablate", *args, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-3000:]
+    for name in ("ablation.md", "ablation.csv", "ablation.png"):
+        assert (out / name).is_file(), name
+    table = (out / "ablation.md").read_text()
+    assert "| case | mask ratio | top-1 (%) | top-5 (%) | peak memory (MiB, CPU peak RSS) |" in table
+    assert "| random | 0.750 |" in table and "| adaptive | 0.750 |" in table and "random init (no pre-training)" in table
+    assert "Budget per cell: pre-training 4 steps × batch 4" in table
+    rows = list(csv.DictReader((out / "ablation.csv").open()))
+    assert [r["case"] for r in rows] == ["random", "adaptive"]
+    for row in rows:
+        assert 0 <= float(row["top1"]) <= float(row["top5"]) <= 1 and float(row["peak_memory_mib"]) > 0
+
+    cells = {r["case"]: out / "cells" / r["cell"] for r in rows}
+    stamps = {case: (d / "summary.json").stat().st_mtime_ns for case, d in cells.items()}
+    evals = {case: (d / "eval.json").stat().st_mtime_ns for case, d in cells.items()}
+
+    # A rerun finds both cells finished: no trainer, no evaluation.
+    second = run_cli("adamae_rl.ablate", *args, cwd=tmp_path)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert second.stderr.count("finished before (summary.json + eval.json present), skipped") == 2
+    assert "starting training" not in second.stderr and "evaluating" not in second.stderr
+    for case, d in cells.items():
+        assert (d / "summary.json").stat().st_mtime_ns == stamps[case]
+        assert (d / "eval.json").stat().st_mtime_ns == evals[case]
+
+    # A cell killed before it finished: only that one runs again (resuming from its checkpoint).
+    (cells["adaptive"] / "summary.json").unlink()
+    (cells["adaptive"] / "eval.json").unlink()
+    third = run_cli("adamae_rl.ablate", *args, cwd=tmp_path)
+    assert third.returncode == 0, third.stderr[-3000:]
+    assert third.stderr.count("skipped") == 1
+    assert f"cell {cells['adaptive'].name}: resuming training" in third.stderr
+    assert (cells["random"] / "summary.json").stat().st_mtime_ns == stamps["random"]
+    assert (cells["adaptive"] / "summary.json").is_file() and (cells["adaptive"] / "eval.json").is_file()
+    assert json.loads((cells["adaptive"] / "cell.json").read_text())["resumed"] is True
+    assert "† resumed after an interruption" in (out / "ablation.md").read_text()
+
+
+def test_bad_grid_is_one_readable_line(tmp_path: Path) -> None:
+    from adamae_rl import ablate
+
+    grid = tmp_path / "empty.yaml"
+    grid.write_text("name: empty\ncells: []\n")
+    with pytest.raises(SystemExit) as stop:
+        ablate.main([f"grid_file={grid}", f"out={tmp_path / 'o'}"])
+    assert stop.value.code == 2

@@ -1,0 +1,81 @@
+"""``python -m adamae_rl.finetune``: probe and fine-tuning of a pre-training run, eval.json."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from helpers_cli import run_cli
+from hydra import compose, initialize_config_dir
+
+from adamae_rl import train
+from adamae_rl.builders import plain
+from adamae_rl.evaluation.finetuning import FinetuneSettings
+from adamae_rl.evaluation.probe import ProbeSettings
+from adamae_rl.evaluation.run_eval import EvalOptions, evaluate_run
+
+# A few seconds of evaluation on the smoke run's 32 px, 8-frame clips.
+QUICK = dict(train_clips=24, val_clips=16, progress=False, probe=ProbeSettings(batch_size=8),
+             finetune=FinetuneSettings(steps=3, batch_size=8, warmup_steps=1))
+
+
+def smoke_run(run_dir: Path, *overrides: str) -> Path:
+    with initialize_config_dir(config_dir=str(train.CONFIG_DIR), version_base="1.3"):
+        cfg = plain(compose("config", overrides=["experiment=smoke", *overrides]))
+    train.run(cfg, run_dir)
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def smoke_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return smoke_run(tmp_path_factory.mktemp("smoke"))
+
+
+def _check_scores(scores: dict) -> None:
+    assert 0.0 <= scores["top1"] <= scores["top5"] <= 1.0
+
+
+def test_probe_and_finetune_write_eval_json(smoke_dir: Path) -> None:
+    report = evaluate_run(smoke_dir, EvalOptions(random_init=True, **QUICK))
+    on_disk = json.loads((smoke_dir / "eval.json").read_text())
+    assert on_disk["top1"] == report["top1"] and on_disk["primary"] == "finetune"
+    assert on_disk["num_classes"] == 8 and on_disk["train_clips"] == 24 and on_disk["val_clips"] == 16
+    assert on_disk["step"] == 12
+    for encoder in ("pretrained", "random_init"):
+        assert sorted(on_disk[encoder]) == ["finetune", "probe"]
+        for scores in on_disk[encoder].values():
+            _check_scores(scores)
+    assert on_disk["pretrained"]["finetune"]["settings"]["steps"] == 3
+
+
+def test_evaluation_is_deterministic(smoke_dir: Path, tmp_path: Path) -> None:
+    options = EvalOptions(**QUICK)
+    first = evaluate_run(smoke_dir, options, tmp_path / "a.json")
+    second = evaluate_run(smoke_dir, options, tmp_path / "b.json")
+    for protocol in ("probe", "finetune"):
+        assert first["pretrained"][protocol]["top1"] == second["pretrained"][protocol]["top1"]
+    assert first["pretrained"]["finetune"]["final_train_loss"] == second["pretrained"]["finetune"]["final_train_loss"]
+
+
+def test_errors_name_the_problem(smoke_dir: Path, tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="last.pt does not exist"):
+        evaluate_run(tmp_path, EvalOptions(**QUICK))
+    with pytest.raises(ValueError, match="protocols must be"):
+        EvalOptions(protocols=("knn",))
+    with pytest.raises(ValueError, match="give both --train-list and --val-list"):
+        evaluate_run(smoke_dir, EvalOptions(train_list="x.txt", **QUICK))
+
+
+@pytest.mark.slow
+def test_cli_prints_and_writes(smoke_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "report.json"
+    result = run_cli("adamae_rl.finetune", str(smoke_dir), "--protocol", "probe", "--random-init", "--train-clips", "24",
+                     "--val-clips", "16", "--no-progress", "--out", str(out), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "pretrained  probe    top1=" in result.stdout and "random_init probe    top1=" in result.stdout
+    report = json.loads(out.read_text())
+    _check_scores(report["pretrained"]["probe"])
+    _check_scores(report["random_init"]["probe"])
+    missing = run_cli("adamae_rl.finetune", str(tmp_path / "nope"), cwd=tmp_path)
+    assert missing.returncode == 2 and "error: checkpoint" in missing.stderr and "Traceback" not in missing.stderr
