@@ -65,7 +65,7 @@ def write_outputs(cfg: dict, cells, records, wall_s: float) -> list[Path]:
     out = Path(cfg["out"])
     rows = [cell_row(cell, record, out) for cell, record in zip(cells, records)]
     title = f"{cfg['grid'].get('title', cfg['grid']['name'])} (grid {cfg['grid']['name']})"
-    table = markdown_table(cells, rows, title, budget_line(cfg, cells, wall_s))
+    table = markdown_table(cells, rows, title, budget_line(cfg, cells, rows, wall_s))
     (out / "ablation.md").write_text(table, encoding="utf-8")
     return [out / "ablation.md", write_csv(rows, out / "ablation.csv"), write_plot(cells, rows, out / "ablation.png", title)]
 

@@ -44,6 +44,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     data.add_argument("--workers", type=int, default=0, help="loader worker processes")
     probe = p.add_argument_group("linear probe")
     probe.add_argument("--probe-l2", type=float, default=pr.l2, help="L2 penalty of the logistic regression")
+    probe.add_argument("--probe-pool", choices=["mean", "time"], default=pr.pool,
+                       help="mean over all tokens (VideoMAE), or per-temporal-slice means concatenated (diagnostic)")
     probe.add_argument("--probe-iters", type=int, default=pr.max_iter, help="L-BFGS iterations")
     tune = p.add_argument_group("fine-tuning")
     tune.add_argument("--steps", type=int, default=ft.steps, help="optimizer steps")
@@ -74,7 +76,8 @@ def options_from_args(args: argparse.Namespace) -> EvalOptions:
         device=args.device,
         num_workers=args.workers,
         progress=not args.no_progress,
-        probe=ProbeSettings(l2=args.probe_l2, max_iter=args.probe_iters, batch_size=args.batch_size),
+        probe=ProbeSettings(l2=args.probe_l2, max_iter=args.probe_iters, batch_size=args.batch_size,
+                            pool=args.probe_pool),
         finetune=FinetuneSettings(
             steps=args.steps, batch_size=args.batch_size, lr=args.lr, layer_decay=args.layer_decay,
             weight_decay=args.weight_decay, warmup_steps=min(args.warmup_steps, args.steps),

@@ -67,6 +67,26 @@ def test_errors_name_the_problem(smoke_dir: Path, tmp_path: Path) -> None:
         evaluate_run(smoke_dir, EvalOptions(train_list="x.txt", **QUICK))
 
 
+def test_labelled_video_lists(smoke_dir: Path, tmp_path: Path) -> None:
+    """``data=video`` lists with labels replace the run's synthetic clips (decord-decoded mp4s)."""
+    from adamae_rl.data.make_synthetic import write_split
+
+    train_list = write_split(tmp_path, "train", 12, seed=0, frames=32, size=32, max_shapes=1)
+    val_list = write_split(tmp_path, "val", 6, seed=10_000, frames=32, size=32, max_shapes=1)
+    labels = [int(line.split()[1]) for f in (train_list, val_list) for line in f.read_text().splitlines()]
+    options = EvalOptions(protocols=("probe",), train_list=str(train_list), val_list=str(val_list),
+                          **{**QUICK, "train_clips": None, "val_clips": None})
+    report = evaluate_run(smoke_dir, options, tmp_path / "eval.json")
+    assert report["data"] == "video" and report["num_classes"] == max(labels) + 1
+    assert report["train_clips"] == 12 and report["val_clips"] == 6
+    _check_scores(report["pretrained"]["probe"])
+    unlabelled = tmp_path / "unlabelled.txt"
+    unlabelled.write_text("".join(f"{line.split()[0]} 0 -1\n" for line in train_list.read_text().splitlines()))
+    lists = dict(train_list=str(unlabelled), val_list=str(unlabelled))
+    with pytest.raises(ValueError, match="unlabelled lines"):
+        evaluate_run(smoke_dir, EvalOptions(protocols=("probe",), **lists, **{**QUICK, "train_clips": None, "val_clips": None}))
+
+
 @pytest.mark.slow
 def test_cli_prints_and_writes(smoke_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "report.json"

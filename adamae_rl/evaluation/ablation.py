@@ -220,6 +220,7 @@ def run_cell(cell: Cell, cfg: dict, out: Path, children: Children, random_init: 
         log.info("cell %s: finished before (summary.json + eval.json present), skipped", cell.name)
         return CellRecord(**{**asdict(record), **{k: old.get(k) for k in ("resumed", "train_wall_s", "eval_wall_s")},
                              "status": "skipped"})
+    # Wall times add up over invocations: an interrupted cell's time was spent too.
     record.resumed, record.train_wall_s = bool(old.get("resumed")), old.get("train_wall_s")
     if need_train:
         record.resumed = (run_dir / "checkpoints" / "last.pt").exists()
@@ -227,13 +228,14 @@ def run_cell(cell: Cell, cfg: dict, out: Path, children: Children, random_init: 
         start = time.perf_counter()
         code = children.run(train_command(cell, cfg["budget"], cfg.get("train_overrides") or [], run_dir),
                             logs / f"{cell.name}.train.log")
-        record.train_wall_s = time.perf_counter() - start
+        prior = (old.get("train_wall_s") or 0.0) if record.resumed else 0.0
+        record.train_wall_s = prior + time.perf_counter() - start
         if not _finished(code, children, record, f"training exited with status {code}; see {logs / cell.name}.train.log"):
             return _save(record, run_dir)
     log.info("cell %s: evaluating (%s)", cell.name, cfg["eval"]["protocol"])
     start = time.perf_counter()
     code = children.run(eval_command(run_dir, cfg["eval"], random_init), logs / f"{cell.name}.eval.log")
-    record.eval_wall_s = time.perf_counter() - start
+    record.eval_wall_s = (old.get("eval_wall_s") or 0.0) * (old.get("status") == "interrupted") + time.perf_counter() - start
     if _finished(code, children, record, f"evaluation exited with status {code}; see {logs / cell.name}.eval.log"):
         record.status = "done"
     return _save(record, run_dir)

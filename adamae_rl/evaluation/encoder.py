@@ -28,10 +28,26 @@ def encode_all_tokens(model: VideoMAE, video: torch.Tensor, final_norm: bool = T
     return model.norm(x) if final_norm else x
 
 
+POOLINGS = ("mean", "time")
+
+
 @torch.no_grad()
-def pooled_features(model: VideoMAE, video: torch.Tensor) -> torch.Tensor:
-    """Mean over all tokens of the (frozen) encoder output: ``[B, C, T, H, W]`` -> ``[B, D]``."""
-    return encode_all_tokens(model, video).mean(dim=1)
+def pooled_features(model: VideoMAE, video: torch.Tensor, pool: str = "mean") -> torch.Tensor:
+    """Frozen encoder output over all tokens, pooled.
+
+    Args:
+        video: ``[B, C, T, H, W]``.
+        pool: ``mean`` -- the mean over all tokens, ``[B, D]`` (VideoMAE's pooling); ``time`` --
+            the spatial mean of each temporal slice, concatenated, ``[B, T' * D]``: keeps *when*
+            things are, which motion direction needs (a diagnostic, not a VideoMAE protocol).
+    """
+    if pool not in POOLINGS:
+        raise ValueError(f"pool must be one of {POOLINGS}, got {pool!r}")
+    tokens = encode_all_tokens(model, video)  # [B, N, D]
+    if pool == "mean":
+        return tokens.mean(dim=1)
+    t_slices = model.cfg.grid[0]
+    return tokens.reshape(tokens.shape[0], t_slices, -1, tokens.shape[-1]).mean(dim=2).flatten(1)
 
 
 class VideoClassifier(nn.Module):

@@ -30,28 +30,31 @@ class ProbeSettings:
         l2: L2 penalty on the weights (``l2 / 2 * ||W||^2`` added to the mean cross-entropy).
         max_iter: L-BFGS iterations.
         batch_size: clips per encoder pass while extracting features.
+        pool: ``mean`` over all tokens (VideoMAE) or ``time`` (per-slice means, concatenated);
+            see :func:`~adamae_rl.evaluation.encoder.pooled_features`.
     """
 
     l2: float = 1e-3
     max_iter: int = 300
     batch_size: int = 32
+    pool: str = "mean"
 
 
 @torch.no_grad()
 def extract_features(
     model: VideoMAE, split: LabelledSplit, batch_size: int, device: torch.device, desc: str = "features",
-    progress: bool = True, num_workers: int = 0,
+    progress: bool = True, num_workers: int = 0, pool: str = "mean",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Pooled features and labels of every clip in ``split``.
 
     Returns:
-        feats: ``[M, D]`` float32 on CPU; labels: ``[M]`` int64.
+        feats: ``[M, D]`` (``[M, T' * D]`` for ``pool="time"``) float32 on CPU; labels: ``[M]`` int64.
     """
     model = model.to(device).eval()
     feats, labels = [], []
     bar = tqdm(total=len(split), desc=desc, unit="clip", disable=not progress, leave=False)
     for video, label in batches(split, batch_size, num_workers=num_workers):
-        feats.append(pooled_features(model, video.to(device)).float().cpu())
+        feats.append(pooled_features(model, video.to(device), pool).float().cpu())
         labels.append(label)
         bar.update(len(label))
     bar.close()
@@ -105,8 +108,10 @@ def linear_probe(
         ``{"top1", "top5", "train_top1", "train_clips", "val_clips", "seconds", "settings"}``.
     """
     start = time.perf_counter()
-    train_x, train_y = extract_features(model, train, settings.batch_size, device, "probe: train features", progress, num_workers)
-    val_x, val_y = extract_features(model, val, settings.batch_size, device, "probe: val features", progress, num_workers)
+    train_x, train_y = extract_features(model, train, settings.batch_size, device, "probe: train features", progress,
+                                        num_workers, settings.pool)
+    val_x, val_y = extract_features(model, val, settings.batch_size, device, "probe: val features", progress,
+                                    num_workers, settings.pool)
     probe = fit_linear_probe(train_x, train_y, num_classes, settings)
     with torch.no_grad():
         scores = topk_accuracy(probe(val_x), val_y)

@@ -11,7 +11,7 @@ from pathlib import Path
 from adamae_rl.evaluation.ablation import Cell, CellRecord, read_json
 
 CSV_FIELDS = (
-    "case", "cell", "seed", "status", "policy", "objective", "mask_ratio", "effective_mask_ratio", "protocol",
+    "case", "cell", "seed", "status", "policy", "objective", "mask_ratio", "effective_mask_ratio", "protocol", "num_classes",
     "top1", "top5", "random_init_top1", "random_init_top5", "peak_memory_mib", "memory_kind", "step_time_ms",
     "fg_enrichment", "final_loss_recon", "steps", "batch_size", "resumed", "train_wall_s", "eval_wall_s",
 )
@@ -33,7 +33,7 @@ def cell_row(cell: Cell, record: CellRecord, out: Path) -> dict:
         "case": cell.case, "cell": cell.name, "seed": cell.seed, "status": record.status,
         "policy": summary.get("policy"), "objective": summary.get("objective"),
         "mask_ratio": summary.get("mask_ratio"), "effective_mask_ratio": summary.get("effective_mask_ratio"),
-        "protocol": primary, "top1": report.get("top1"), "top5": report.get("top5"),
+        "protocol": primary, "num_classes": report.get("num_classes"), "top1": report.get("top1"), "top5": report.get("top5"),
         "random_init_top1": rand.get("top1"), "random_init_top5": rand.get("top5"),
         "peak_memory_mib": summary.get("peak_cuda_mib") if on_gpu else summary.get("peak_rss_mib"),
         "memory_kind": "CUDA peak allocated" if on_gpu else "CPU peak RSS" if summary else None,
@@ -87,16 +87,15 @@ def markdown_table(cells: Sequence[Cell], rows: Sequence[dict], title: str, budg
     for group in group_rows(cells, rows):
         ratio = _values(group, "effective_mask_ratio")
         case = group[0]["case"]
-        if any(r["status"] in ("failed", "interrupted", "pending") for r in group):
-            case += " (incomplete: " + ", ".join(f"s{r['seed']} {r['status']}" for r in group if r["status"] not in ("done", "skipped")) + ")"
+        unfinished = [f"s{r['seed']} {r['status']}" for r in group if r["status"] not in ("done", "skipped")]
+        if unfinished:
+            case += f" (incomplete: {', '.join(unfinished)})"
         if any(r.get("resumed") for r in group):
             case += " †"
             notes.append("† resumed after an interruption: its peak memory is that of the resumed process only.")
+        ratio_text = f"{ratio[0]:.3f}" if ratio else "–"
         lines.append(
-            f"| {case} | {ratio[0]:.3f} |" if ratio else f"| {case} | – |"
-        )
-        lines[-1] += (
-            f" {_fmt(_values(group, 'top1'), 100)} | {_fmt(_values(group, 'top5'), 100)} |"
+            f"| {case} | {ratio_text} | {_fmt(_values(group, 'top1'), 100)} | {_fmt(_values(group, 'top5'), 100)} |"
             f" {_fmt(_values(group, 'peak_memory_mib'), digits=0)} | {_fmt(_values(group, 'step_time_ms'), digits=0)} |"
             f" {_fmt(_values(group, 'fg_enrichment'), digits=2)} |"
         )
@@ -108,7 +107,7 @@ def markdown_table(cells: Sequence[Cell], rows: Sequence[dict], title: str, budg
     return "\n".join(lines) + "\n"
 
 
-def budget_line(cfg: dict, cells: Sequence[Cell], wall_s: float) -> str:
+def budget_line(cfg: dict, cells: Sequence[Cell], rows: Sequence[dict], wall_s: float) -> str:
     """One sentence with everything that sizes the figures: steps, batch, model, data, eval protocol."""
     budget, ev = cfg["budget"], cfg["eval"]
     protocol = {
@@ -126,8 +125,13 @@ def budget_line(cfg: dict, cells: Sequence[Cell], wall_s: float) -> str:
         f"{ev['val_clips']} validation clips; top-1/top-5 of the pre-trained encoder on the validation clips. "
         f"Fg enrichment = share of visible tokens on moving shapes / share of all tokens on them, on held-out "
         f"clips (1 = chance). Step time = training steps only. Seeds: {seeds} (mean ± sd over seeds). "
-        f"Wall time of this invocation: {wall_s / 60:.1f} min."
+        f"Wall time of this invocation: {wall_s / 60:.1f} min; train + eval time recorded for all cells "
+        f"(over every invocation that saved its record): {_cell_minutes(rows):.1f} min."
     )
+
+
+def _cell_minutes(rows: Sequence[dict]) -> float:
+    return sum((r.get("train_wall_s") or 0.0) + (r.get("eval_wall_s") or 0.0) for r in rows) / 60
 
 
 def _run_text(out: Path, cells: Sequence[Cell]) -> tuple[str, str]:
@@ -162,7 +166,7 @@ def write_plot(cells: Sequence[Cell], rows: Sequence[dict], path: Path, title: s
     for g in groups:
         ratio = _values(g, "effective_mask_ratio")
         labels.append(f"{g[0]['case']}\n{ratio[0]:.3f}" if ratio else g[0]["case"])
-    fig, axes = plt.subplots(1, 2, figsize=(max(6.0, 1.3 * len(groups) * 2), 3.6))
+    fig, axes = plt.subplots(1, 2, figsize=(min(max(7.0, 1.0 * len(groups) * 2), 16.0), 3.6))
     for ax, key, scale, name in ((axes[0], "top1", 100, "top-1 (%)"), (axes[1], "fg_enrichment", 1, "fg enrichment")):
         means = [statistics.fmean(_values(g, key)) * scale if _values(g, key) else 0.0 for g in groups]
         errs = [statistics.stdev(_values(g, key)) * scale if len(_values(g, key)) > 1 else 0.0 for g in groups]
@@ -172,6 +176,10 @@ def write_plot(cells: Sequence[Cell], rows: Sequence[dict], path: Path, title: s
     rand = _values(rows, "random_init_top1")
     if rand:
         axes[0].axhline(statistics.fmean(rand) * 100, color="tab:red", ls="--", lw=1, label="random init")
+    classes = _values(rows, "num_classes")
+    if classes:
+        axes[0].axhline(100 / classes[0], color="0.5", ls=":", lw=1, label="chance")
+    if rand or classes:
         axes[0].legend(fontsize=7)
     axes[1].axhline(1.0, color="0.5", ls=":", lw=1)
     fig.suptitle(title, fontsize=9)

@@ -32,6 +32,12 @@ def test_pooled_features_and_classifier_shapes() -> None:
     mae = build_mae("tiny", **SMALL).eval()
     video = torch.randn(3, 3, 8, 32, 32)
     assert pooled_features(mae, video).shape == (3, mae.cfg.embed_dim)
+    per_slice = pooled_features(mae, video, pool="time")
+    assert per_slice.shape == (3, 4 * mae.cfg.embed_dim)  # 4 temporal slices
+    # The per-slice means average back to the mean over all tokens (every slice has 16 tokens).
+    torch.testing.assert_close(per_slice.reshape(3, 4, -1).mean(1), pooled_features(mae, video))
+    with pytest.raises(ValueError, match="pool must be one of"):
+        pooled_features(mae, video, pool="max")
     clf = VideoClassifier(mae, num_classes=8)
     assert clf(video).shape == (3, 8)
     # The classifier owns copies: training it never changes the pre-trained MAE.

@@ -1,0 +1,29 @@
+"""The ablation table: rows grouped over seeds, mean ± sd, memory kind in the header, notes."""
+
+from __future__ import annotations
+
+from adamae_rl.evaluation.ablation import expand_grid
+from adamae_rl.evaluation.report import markdown_table
+
+
+def _row(cell, top1: float, resumed: bool = False, status: str = "done") -> dict:
+    return {
+        "case": cell.case, "cell": cell.name, "seed": cell.seed, "status": status, "effective_mask_ratio": 0.75,
+        "top1": top1, "top5": 0.9, "random_init_top1": None, "random_init_top5": None, "peak_memory_mib": 800.0,
+        "memory_kind": "CPU peak RSS", "step_time_ms": 300.0, "fg_enrichment": 1.5, "resumed": resumed,
+    }
+
+
+def test_table_averages_seeds_and_flags_resumed_and_unfinished_cells() -> None:
+    grid = {"name": "g", "cells": [{"case": "a", "overrides": ["policy=random"]}, {"case": "b", "overrides": ["policy=tube"]}]}
+    cells = expand_grid(grid, [0, 1])
+    assert [c.row for c in cells] == [0, 0, 1, 1]
+    rows = [_row(cells[0], 0.2), _row(cells[1], 0.4, resumed=True), _row(cells[2], 0.5), _row(cells[3], 0.5, status="failed")]
+    rows[0]["random_init_top1"], rows[0]["random_init_top5"] = 0.1, 0.6
+    table = markdown_table(cells, rows, "T", "budget line")
+    assert "| case | mask ratio | top-1 (%) | top-5 (%) | peak memory (MiB, CPU peak RSS) | step time (ms) | fg enrichment |" in table
+    assert "| a † | 0.750 | 30.0 ± 14.1 | 90.0 ± 0.0 | 800 ± 0 | 300 ± 0 | 1.50 ± 0.00 |" in table
+    assert "| b (incomplete: s1 failed) | 0.750 |" in table
+    assert "| random init (no pre-training) | – | 10.0 | 60.0 | – | – | – |" in table
+    assert table.rstrip().endswith("† resumed after an interruption: its peak memory is that of the resumed process only.")
+    assert "budget line" in table
