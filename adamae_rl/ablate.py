@@ -8,7 +8,7 @@ Examples::
     python -m adamae_rl.ablate grid_file=my_grid.yaml            # a grid of your own
     python -m adamae_rl.ablate eval.protocol=finetune -- trainer.device=cuda model.decoder_depth=1
 
-Configs: ``adamae_rl/configs/ablate/ablate.yaml`` (budget, evaluation, seeds, output) and
+Configs: ``adamae_rl/configs_ablate/ablate.yaml`` (budget, evaluation, seeds, output) and
 ``grid/`` (``mask_type``, ``ratios``, ``sampler``, ``decoder``, ``objective``). Each cell is a
 subprocess ``python -m adamae_rl.train ... run_dir=OUT/cells/<cell>`` followed by
 ``python -m adamae_rl.finetune OUT/cells/<cell>``; logs go to ``OUT/logs``. At the end:
@@ -30,7 +30,7 @@ from adamae_rl.evaluation.report import budget_line, cell_row, markdown_table, w
 
 log = logging.getLogger("adamae_rl.ablate")
 
-CONFIG_DIR = Path(__file__).parent / "configs" / "ablate"
+CONFIG_DIR = Path(__file__).parent / "configs_ablate"
 
 
 def split_argv(argv: list[str]) -> tuple[list[str], list[str]]:
