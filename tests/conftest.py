@@ -15,6 +15,8 @@ from adamae_rl.envs import MaskedVideoEnv
 # OpenMP threads that wait on each other made single tests 10-20x slower.
 if "OMP_NUM_THREADS" not in os.environ:
     torch.set_num_threads(1)
+    # Entry points that tests start as subprocesses (trainer, ablation cells) inherit this.
+    os.environ["OMP_NUM_THREADS"] = "1"
 
 # `tiny` MAE on 8-frame 32x32 clips: tubelet 2, patch 8 -> grid (4, 4, 4), N = 64 tokens.
 SMALL_CLIPS = dict(img_size=32, num_frames=8)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers_cli import REPO, run_cli
+from helpers_cli import cli_env, run_cli
 from hydra import compose, initialize_config_dir
 
 from adamae_rl import train
@@ -159,7 +159,7 @@ def test_cli_sigterm_then_rerun_resumes_to_the_same_result(tmp_path: Path) -> No
     assert whole.returncode == 0, whole.stderr[-2000:]
 
     cmd = [sys.executable, "-m", "adamae_rl.train", *args, "run_dir=cut"]
-    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     first_ckpt = tmp_path / "cut" / "checkpoints" / "step_000010.pt"
     deadline = time.time() + 300
     while not first_ckpt.exists() and time.time() < deadline and proc.poll() is None:
