@@ -87,12 +87,18 @@ def options_from_args(args: argparse.Namespace) -> EvalOptions:
 
 
 def format_report(report: dict) -> str:
-    """One line per (encoder, protocol): top-1/top-5 on the validation clips."""
+    """One line per (encoder, protocol): top-1/top-5 on the validation clips.
+
+    Top-1 carries its binomial standard error over the validation clips and the header the chance
+    level, so that a gap of a few points on a few hundred clips is not read as a difference.
+    """
+    classes, val = report["num_classes"], max(int(report["val_clips"]), 1)
     lines = [f"{report['run_dir']} (step {report['step']}, {report['policy']} m{report['mask_ratio']}, "
-             f"{report['train_clips']} train / {report['val_clips']} val clips, {report['num_classes']} classes)"]
+             f"{report['train_clips']} train / {val} val clips, {classes} classes, chance top1={1 / classes:.4f})"]
     for encoder in ("pretrained", "random_init"):
         for protocol, scores in report.get(encoder, {}).items():
-            lines.append(f"  {encoder:<11} {protocol:<8} top1={scores['top1']:.4f} top5={scores['top5']:.4f}")
+            se = (scores["top1"] * (1 - scores["top1"]) / val) ** 0.5
+            lines.append(f"  {encoder:<11} {protocol:<8} top1={scores['top1']:.4f} (s.e. {se:.4f}) top5={scores['top5']:.4f}")
     return "\n".join(lines)
 
 

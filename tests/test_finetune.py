@@ -99,3 +99,13 @@ def test_cli_prints_and_writes(smoke_dir: Path, tmp_path: Path) -> None:
     _check_scores(report["random_init"]["probe"])
     missing = run_cli("adamae_rl.finetune", str(tmp_path / "nope"), cwd=tmp_path)
     assert missing.returncode == 2 and "error: checkpoint" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_report_states_chance_and_standard_error() -> None:
+    from adamae_rl.finetune import format_report
+
+    report = {"run_dir": "r", "step": 5, "policy": "random", "mask_ratio": 0.9, "train_clips": 64, "val_clips": 100,
+              "num_classes": 8, "pretrained": {"probe": {"top1": 0.5, "top5": 0.9}}}
+    text = format_report(report)
+    assert "chance top1=0.1250" in text
+    assert "top1=0.5000 (s.e. 0.0500)" in text  # sqrt(0.5 * 0.5 / 100)
