@@ -15,7 +15,6 @@ checkpoints, evaluation and logs.
 from __future__ import annotations
 
 import logging
-import math
 import os
 import resource
 import signal

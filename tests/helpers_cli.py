@@ -1,4 +1,4 @@
-"""Shared helpers for tests that drive the command-line entry points."""
+"""Shared helpers for tests that drive the entry points: CLI subprocesses and smoke runs."""
 
 from __future__ import annotations
 
@@ -8,6 +8,25 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def smoke_config(*overrides: str) -> dict:
+    """The shipped training config with the smoke preset (32 px, 8 frames, 12 steps) plus overrides."""
+    from hydra import compose, initialize_config_dir
+
+    from adamae_rl.builders import plain
+    from adamae_rl.train import CONFIG_DIR
+
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        return plain(compose("config", overrides=["experiment=smoke", *overrides]))
+
+
+def smoke_run(run_dir: Path, *overrides: str) -> Path:
+    """Train a smoke run in-process into ``run_dir``; returns ``run_dir``."""
+    from adamae_rl.train import run
+
+    run(smoke_config(*overrides), run_dir)
+    return run_dir
 
 
 def cli_env(extra_env: dict | None = None) -> dict:

@@ -6,11 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-from helpers_cli import run_cli
-from hydra import compose, initialize_config_dir
+from helpers_cli import run_cli, smoke_run
 
-from adamae_rl import train
-from adamae_rl.builders import plain
 from adamae_rl.evaluation.finetuning import FinetuneSettings
 from adamae_rl.evaluation.probe import ProbeSettings
 from adamae_rl.evaluation.run_eval import EvalOptions, evaluate_run
@@ -18,13 +15,6 @@ from adamae_rl.evaluation.run_eval import EvalOptions, evaluate_run
 # A few seconds of evaluation on the smoke run's 32 px, 8-frame clips.
 QUICK = dict(train_clips=24, val_clips=16, progress=False, probe=ProbeSettings(batch_size=8),
              finetune=FinetuneSettings(steps=3, batch_size=8, warmup_steps=1))
-
-
-def smoke_run(run_dir: Path, *overrides: str) -> Path:
-    with initialize_config_dir(config_dir=str(train.CONFIG_DIR), version_base="1.3"):
-        cfg = plain(compose("config", overrides=["experiment=smoke", *overrides]))
-    train.run(cfg, run_dir)
-    return run_dir
 
 
 @pytest.fixture(scope="module")

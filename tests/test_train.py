@@ -12,19 +12,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers_cli import cli_env, run_cli
-from hydra import compose, initialize_config_dir
+from helpers_cli import cli_env, run_cli, smoke_config
 
 from adamae_rl import train
-from adamae_rl.builders import plain
 from adamae_rl.utils.checkpoint import load_checkpoint
-
-
-def smoke_config(*overrides: str) -> dict:
-    """The shipped config with the smoke preset (32 px, 8 frames, 12 steps) plus overrides."""
-    with initialize_config_dir(config_dir=str(train.CONFIG_DIR), version_base="1.3"):
-        cfg = compose("config", overrides=["experiment=smoke", *overrides])
-    return plain(cfg)
 
 
 def test_smoke_run_writes_outputs(tmp_path: Path) -> None:

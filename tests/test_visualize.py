@@ -6,24 +6,15 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers_cli import run_cli
-from hydra import compose, initialize_config_dir
+from helpers_cli import run_cli, smoke_run
 from PIL import Image
 
-from adamae_rl import train
 from adamae_rl.api import geometry_of
-from adamae_rl.builders import load_run, plain
+from adamae_rl.builders import load_run
 from adamae_rl.data.transforms import denormalize
 from adamae_rl.evaluation.render import predictions_to_pixels, render, tokens_to_pixels, unpatchify
 from adamae_rl.models.presets import build_mae
 from adamae_rl.visualize import held_out_clips, visualize
-
-
-def smoke_run(run_dir: Path, *overrides: str) -> Path:
-    with initialize_config_dir(config_dir=str(train.CONFIG_DIR), version_base="1.3"):
-        cfg = plain(compose("config", overrides=["experiment=smoke", *overrides]))
-    train.run(cfg, run_dir)
-    return run_dir
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,8 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from helpers_cli import smoke_config
+
 from adamae_rl import train
 from adamae_rl.utils.distributed import init_process, shutdown
 
@@ -41,8 +43,6 @@ def _worker(rank: int, world: int, port: int, cfg: dict, out: dict) -> None:
 
 @pytest.mark.slow
 def test_ddp_replicas_stay_in_sync() -> None:
-    from test_train import smoke_config
-
     cfg = smoke_config()
     with mp.Manager() as manager:
         out = manager.dict()
