@@ -1,9 +1,7 @@
 """The pre-trained encoder as a feature extractor and as a classifier backbone.
 
-Evaluation shows the encoder *every* token (no mask), as VideoMAE's fine-tuning does. The MAE's
-``forward_encoder`` takes the masked path, whose ``check_mask`` needs at least one masked token, so
-the all-token pass is written here from the model's parts (``embed``, ``pos_embed``, ``blocks``,
-``norm``), with the same arithmetic as the masked path minus the gather.
+Evaluation shows the encoder *every* token (no mask), as VideoMAE's fine-tuning does:
+``VideoMAE.forward_encoder(video)`` without a mask.
 """
 
 from __future__ import annotations
@@ -16,16 +14,9 @@ from torch import nn
 from adamae_rl.models.videomae import VideoMAE
 
 
-def encode_all_tokens(model: VideoMAE, video: torch.Tensor, final_norm: bool = True) -> torch.Tensor:
-    """Encode every token: video ``[B, C, T, H, W]`` -> ``[B, N, D]``.
-
-    Args:
-        final_norm: apply the pre-trained encoder's last LayerNorm (as ``forward_encoder`` does).
-    """
-    x = model.embed(video) + model.pos_embed.to(video.dtype)
-    for block in model.blocks:
-        x = block(x)
-    return model.norm(x) if final_norm else x
+def encode_all_tokens(model: VideoMAE, video: torch.Tensor) -> torch.Tensor:
+    """Encode every token: video ``[B, C, T, H, W]`` -> ``[B, N, D]`` (final norm applied)."""
+    return model.forward_encoder(video)
 
 
 POOLINGS = ("mean", "time")

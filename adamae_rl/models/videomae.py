@@ -220,11 +220,17 @@ class VideoMAE(nn.Module):
         return rearrange(normed, "b n k c -> b n (k c)")
 
     # --- encoder / decoder ------------------------------------------------------------------------
-    def forward_encoder(self, video: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Encode visible tokens only: ``[B, C, T, H, W]``, mask ``[B, N]`` -> ``[B, N_v, D]``."""
+    def forward_encoder(self, video: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Encode visible tokens only: ``[B, C, T, H, W]``, mask ``[B, N]`` -> ``[B, N_v, D]``.
+
+        ``mask=None`` encodes every token (``[B, N, D]``), as fine-tuning and probing do.
+        """
         tokens = self.embed(video) + self.pos_embed.to(video.dtype)
-        check_mask(mask, tokens.shape[0], tokens.shape[1])
-        x = gather_tokens(tokens, ~mask)
+        if mask is None:
+            x = tokens
+        else:
+            check_mask(mask, tokens.shape[0], tokens.shape[1])
+            x = gather_tokens(tokens, ~mask)
         for block in self.blocks:
             x = block(x)
         return self.norm(x)

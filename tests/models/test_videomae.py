@@ -197,3 +197,12 @@ def test_tiny_mae_overfits_one_clip():
         losses.append(loss.item())
     elapsed = time.perf_counter() - start
     assert losses[-1] < losses[0] / 10, (losses[0], losses[-1], elapsed)
+
+
+def test_forward_encoder_without_mask_encodes_every_token():
+    torch.manual_seed(0)
+    model = build_mae("tiny", img_size=32, num_frames=8).eval()
+    video = torch.randn(2, 3, 8, 32, 32)
+    with torch.no_grad():
+        out = model.forward_encoder(video)
+    assert out.shape == (2, 64, model.cfg.embed_dim)
