@@ -39,6 +39,7 @@ from adamae_rl.builders import (
     plain,
 )
 from adamae_rl.data.factory import make_stream
+from adamae_rl.data.loader import DataError
 from adamae_rl.envs.masked_video import MaskedVideoEnv
 from adamae_rl.metrics import foreground_enrichment
 from adamae_rl.utils import checkpoint as ckpt_io
@@ -511,8 +512,10 @@ def _hydra_entry() -> None:
         run_dir = Path(HydraConfig.get().runtime.output_dir)
         try:
             run(plain(cfg), run_dir)
-        except (ValueError, RunError, FileNotFoundError, KeyError) as err:
-            message = err.args[0] if isinstance(err, KeyError) and err.args else err
+        except (ValueError, RunError, DataError, FileNotFoundError, KeyError) as err:
+            message = str(err.args[0] if isinstance(err, KeyError) and err.args else err)
+            if "Traceback" in message:  # re-raised from a loader worker: keep its final line
+                message = message.strip().splitlines()[-1]
             # One line on stderr, no traceback (the console log handler would repeat it on stdout).
             print(f"error: {message}", file=sys.stderr)
             raise SystemExit(2) from None

@@ -42,6 +42,10 @@ MIN_READS_FOR_SHARE = 20
 log = logging.getLogger("adamae_rl.data")
 
 
+class DataError(RuntimeError):
+    """A data problem the user must fix: bad video files, too many failed reads."""
+
+
 def split_key(key: int | SampleKey) -> SampleKey:
     """Accept a plain index or a sample key ``(index, draw_seed)``; return the key."""
     if isinstance(key, tuple):
@@ -211,7 +215,7 @@ class ClipStream:
         self.reads += self.items_per_batch + len(reports)  # every item ends in one good read
         share = self.failed_reads / self.reads
         if self.reads >= MIN_READS_FOR_SHARE and share > self.max_skip_share:
-            raise RuntimeError(
+            raise DataError(
                 f"{self.failed_reads} of {self.reads} video reads failed ({share:.0%}), more than "
                 f"max_skip_share={self.max_skip_share}; {self.skipped} bad files, e.g. "
                 f"{sorted(self._bad_files)[:3]}: check the list file and the video folder"

@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from adamae_rl.data.factory import ClipGeometry
-from adamae_rl.data.loader import SKIPPED_KEY, SampleKey, log, split_key
+from adamae_rl.data.loader import SKIPPED_KEY, DataError, SampleKey, log, split_key
 from adamae_rl.data.synthetic import pixel_mask_to_tokens, token_grid
 from adamae_rl.data.transforms import normalize
 
@@ -53,7 +53,7 @@ class VideoReadError(Exception):
     """One video cannot give a clip; the message is the reason (the caller knows the path)."""
 
 
-class BadVideoError(RuntimeError):
+class BadVideoError(DataError):
     """A bad video in strict mode, or no readable video found for an item."""
 
 
