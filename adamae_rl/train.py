@@ -381,6 +381,12 @@ def run(cfg: dict, run_dir: Path) -> dict:
         raise SystemExit(128 + progress.stop_signal)
 
     if not progress.last_eval:  # a resumed run that was already complete
+        if proc.is_main:
+            log.info(
+                "%s already holds a finished run (%d/%d steps): summary re-evaluated; "
+                "trainer.resume=never starts over, run_dir=... starts a new run",
+                run_dir, progress.step, max_steps,
+            )
         progress.last_eval = evaluate(parts, cfg, precision, device)
     summary = _summary(cfg, parts, progress, started, proc)
     if proc.is_main:

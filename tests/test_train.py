@@ -193,3 +193,11 @@ def test_bad_trainer_settings_are_named(tmp_path: Path) -> None:
         train.run(smoke_config("trainer.precision=fp8"), tmp_path / "a")
     with pytest.raises(ValueError, match="trainer.device must be auto, cpu, cuda"):
         train.run(smoke_config("trainer.device=tpu"), tmp_path / "b")
+
+
+def test_rerun_of_a_finished_run_reports_the_same_summary(tmp_path: Path) -> None:
+    first = train.run(smoke_config(), tmp_path)
+    again = train.run(smoke_config(), tmp_path)
+    assert again["steps"] == first["steps"] == 12
+    assert again["final_loss_recon"] == first["final_loss_recon"]
+    assert again["fg_enrichment"] == first["fg_enrichment"]
