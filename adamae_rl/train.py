@@ -76,7 +76,6 @@ class Parts:
     sched_mae: Any
     opt_policy: torch.optim.Optimizer | None = None
     sched_policy: Any = None
-    ddp_model: nn.Module | None = None
 
     @property
     def learnable(self) -> bool:
@@ -137,8 +136,7 @@ def build_parts(cfg: dict, device: torch.device, proc: Process) -> Parts:
         from torch.nn.parallel import DistributedDataParallel as DDP
 
         ids = [device.index] if device.type == "cuda" else None
-        parts.ddp_model = DDP(model, device_ids=ids)
-        env.forward_module = parts.ddp_model  # the MAE forward goes through DDP to sync gradients
+        env.forward_module = DDP(model, device_ids=ids)  # the MAE forward goes through DDP to sync gradients
         if parts.learnable:
             parts.policy = DDP(policy, device_ids=ids)
     return parts

@@ -60,11 +60,7 @@ def save_clip_sheet(r: Rendering, model: VideoMAE, b: int, path: Path, title: st
             if row == 0:
                 ax.set_title(COLUMNS[col] if panel is not None else f"{COLUMNS[col]}: n/a", fontsize=8)
         axes[row, 0].set_ylabel(f"t={frame}-{frame + t - 1}", fontsize=8)
-    fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, title, path)
 
 
 def save_overview(r: Rendering, model: VideoMAE, path: Path, title: str) -> Path:
@@ -80,6 +76,13 @@ def save_overview(r: Rendering, model: VideoMAE, path: Path, title: str) -> Path
             if b == 0:
                 axes[b, col].set_title(COLUMNS[col] if panel is not None else f"{COLUMNS[col]}: n/a", fontsize=8)
         axes[b, 0].set_ylabel(f"clip {b}, t={frame}", fontsize=8)
+    return _save(fig, title, path)
+
+
+def _save(fig, title: str, path: Path) -> Path:
+    """Title, tight layout, write the PNG, free the figure."""
+    import matplotlib.pyplot as plt
+
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
