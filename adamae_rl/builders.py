@@ -13,8 +13,8 @@ from torch import nn
 from adamae_rl.api import geometry_of, make_objective
 from adamae_rl.models.presets import build_mae
 from adamae_rl.models.videomae import VideoMAE
-from adamae_rl.policies.registry import build_policy
-from adamae_rl.utils.checkpoint import load_checkpoint
+from adamae_rl.policies.registry import UnknownPolicyError, build_policy
+from adamae_rl.utils.checkpoint import CheckpointError, load_checkpoint
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
 
@@ -52,10 +52,16 @@ def policy_geometry(model: VideoMAE, mask_ratio: float) -> dict[str, Any]:
     return {"grid": cfg.grid, "mask_ratio": float(mask_ratio), "embed_dim": cfg.embed_dim, "patch_dim": cfg.patch_dim}
 
 
-def build_policy_from_config(policy_cfg: Mapping[str, Any], model: VideoMAE, mask_ratio: float) -> nn.Module:
-    """Policy from the ``policy`` config group (``name`` or ``_target_`` plus options)."""
+def build_policy_from_config(
+    policy_cfg: Mapping[str, Any], model: VideoMAE, mask_ratio: float, allowed_targets: tuple[str, ...] | None = None
+) -> nn.Module:
+    """Policy from the ``policy`` config group (``name`` or ``_target_`` plus options).
+
+    ``allowed_targets``: None for the user's own config; for a config read from a file, the
+    ``_target_`` paths the user allowed (see :func:`adamae_rl.policies.registry.resolve_factory`).
+    """
     spec = {k: v for k, v in dict(plain(policy_cfg)).items() if v is not None}
-    return build_policy(spec, policy_geometry(model, mask_ratio))
+    return build_policy(spec, policy_geometry(model, mask_ratio), allowed_targets)
 
 
 def build_objective_from_config(objective_cfg: Mapping[str, Any], policy: nn.Module) -> nn.Module:
@@ -70,22 +76,61 @@ def autocast_dtype(precision: str) -> torch.dtype | None:
     return PRECISIONS[precision]
 
 
-def load_run(run_dir: str | Path, checkpoint: str = "last.pt", map_location: str = "cpu") -> tuple[dict, VideoMAE, nn.Module, dict]:
+def load_run(
+    run_dir: str | Path,
+    checkpoint: str = "last.pt",
+    map_location: str = "cpu",
+    *,
+    imports: list[str] | tuple[str, ...] = (),
+    allow_targets: list[str] | tuple[str, ...] = (),
+    with_policy: bool = True,
+) -> tuple[dict, VideoMAE, nn.Module | None, dict]:
     """Rebuild a finished or interrupted run's MAE and policy from its checkpoint.
 
+    A checkpoint is data: loading one never imports or calls anything the caller did not
+    choose. Its stored ``imports`` are not imported (pass ``imports``), and a policy stored as a
+    ``_target_`` is built only when that exact path is in ``allow_targets`` and names a
+    ``MaskingPolicy`` subclass; both checks happen before anything is imported or called.
+
+    Args:
+        imports: modules to import first (where the run's plugin policies live).
+        allow_targets: policy ``_target_`` paths the caller trusts.
+        with_policy: False to skip the policy (evaluating the encoder needs none); then
+            ``policy`` is None.
     Returns:
         ``(config, model, policy, checkpoint)`` with weights loaded; models in eval mode.
     """
     path = Path(run_dir) / "checkpoints" / checkpoint
     ckpt = load_checkpoint(path, map_location)
-    cfg = ckpt["config"]
-    import_plugins(cfg.get("imports"))
+    cfg = ckpt.get("config")
+    if not isinstance(cfg, dict) or not all(k in cfg for k in ("model", "policy", "mask_ratio")):
+        raise CheckpointError(f"checkpoint {path} holds no run configuration (model, policy, mask_ratio)")
+    import_plugins(list(imports))
     model = build_model(cfg["model"])
-    model.load_state_dict(ckpt["model"])
-    policy = build_policy_from_config(cfg["policy"], model, cfg["mask_ratio"])
+    _load_weights(model, ckpt.get("model"), "model", path)
+    if not with_policy:
+        return cfg, model.eval(), None, ckpt
+    policy_cfg = cfg["policy"]
+    try:
+        policy = build_policy_from_config(policy_cfg, model, cfg["mask_ratio"], allowed_targets=tuple(allow_targets))
+    except UnknownPolicyError as err:
+        stored = [m for m in cfg.get("imports") or [] if m not in imports]
+        hint = f" (the run imported {', '.join(stored)}: pass --import for the ones you trust)" if stored else ""
+        raise UnknownPolicyError(f"{err}{hint}") from None
     if ckpt.get("policy") is not None:
-        policy.load_state_dict(ckpt["policy"])
+        _load_weights(policy, ckpt["policy"], "policy", path)
     return cfg, model.eval(), policy.eval(), ckpt
+
+
+def _load_weights(module: nn.Module, state: Any, what: str, path: Path) -> None:
+    """``load_state_dict`` with a one-line error naming the checkpoint and the mismatch."""
+    if not isinstance(state, Mapping):
+        raise CheckpointError(f"checkpoint {path} holds no {what} weights")
+    try:
+        module.load_state_dict(state)
+    except RuntimeError as err:
+        detail = " ".join(str(err).split())
+        raise CheckpointError(f"checkpoint {path}: the {what} weights do not fit the {what} its config builds: {detail}") from None
 
 
 __all__ = [

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 from pathlib import Path
 
 import matplotlib
@@ -32,6 +31,7 @@ import torch  # noqa: E402
 
 from adamae_rl.api import geometry_of  # noqa: E402
 from adamae_rl.builders import load_run  # noqa: E402
+from adamae_rl.cli import ArgumentParser, run_command, setup_logging  # noqa: E402
 from adamae_rl.data.factory import make_dataset  # noqa: E402
 from adamae_rl.evaluation.figures import save_clip_gif, save_clip_sheet, save_overview  # noqa: E402
 from adamae_rl.evaluation.render import render  # noqa: E402
@@ -60,11 +60,15 @@ def held_out_clips(cfg: dict, run_geometry, count: int) -> dict[str, torch.Tenso
 
 
 def visualize(run_dir: str | Path, clips: int = 4, out: str | Path | None = None, seed: int = 0,
-              checkpoint: str = "last.pt") -> list[Path]:
-    """Write the sheets and GIFs for ``run_dir``; returns the written paths."""
+              checkpoint: str = "last.pt", imports: tuple[str, ...] = (), allow_targets: tuple[str, ...] = ()) -> list[Path]:
+    """Write the sheets and GIFs for ``run_dir``; returns the written paths.
+
+    ``imports`` / ``allow_targets``: see :func:`adamae_rl.builders.load_run` (a checkpoint's
+    own plugin imports and ``_target_`` are never followed without them).
+    """
     if clips < 1:
         raise ValueError(f"--clips must be >= 1, got {clips}")
-    cfg, model, policy, ckpt = load_run(run_dir, checkpoint)
+    cfg, model, policy, ckpt = load_run(run_dir, checkpoint, imports=imports, allow_targets=allow_targets)
     out_dir = Path(out) if out else Path(run_dir) / "visualize"
     out_dir.mkdir(parents=True, exist_ok=True)
     batch = held_out_clips(cfg, geometry_of(model), clips)
@@ -82,25 +86,25 @@ def visualize(run_dir: str | Path, clips: int = 4, out: str | Path | None = None
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m adamae_rl.visualize", description=__doc__.split("\n\n")[0],
+    p = ArgumentParser(prog="python -m adamae_rl.visualize", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("run_dir", type=Path, help="a pre-training run directory (holds checkpoints/last.pt)")
     p.add_argument("--clips", type=int, default=4, help="held-out clips to show")
     p.add_argument("--out", type=Path, help="output folder (default: RUN_DIR/visualize)")
     p.add_argument("--seed", type=int, default=0, help="seed of the mask draws")
     p.add_argument("--checkpoint", default="last.pt", help="checkpoint file under RUN_DIR/checkpoints")
+    p.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
+                   help="import MODULE first (where the run's plugin policy is registered); repeatable")
+    p.add_argument("--allow-target", dest="allow_targets", action="append", default=[], metavar="PATH",
+                   help="trust the run's policy _target_ PATH (a MaskingPolicy subclass); repeatable")
     return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> None:
-    logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
-    logging.getLogger("torchrl").setLevel(logging.WARNING)
+    setup_logging()
     args = parse_args(argv)
-    try:
-        written = visualize(args.run_dir, args.clips, args.out, args.seed, args.checkpoint)
-    except (ValueError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
+    written = run_command(lambda: visualize(args.run_dir, args.clips, args.out, args.seed, args.checkpoint,
+                                            tuple(args.imports), tuple(args.allow_targets)), setup=False)
     for path in written:
         print(path)
 

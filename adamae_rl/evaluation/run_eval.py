@@ -91,7 +91,7 @@ def evaluate_run(run_dir: str | Path, options: EvalOptions, out: str | Path | No
     """
     start = time.perf_counter()
     run_dir = Path(run_dir)
-    cfg, mae, _, ckpt = load_run(run_dir, options.checkpoint)
+    cfg, mae, _, ckpt = load_run(run_dir, options.checkpoint, with_policy=False)  # the encoder is all it needs
     device = resolve_device(options.device)
     train, val = labelled_splits(cfg["data"], geometry_of(mae), options.data_seed, options.train_clips,
                                  options.val_clips, options.train_list, options.val_list)

@@ -1,14 +1,18 @@
 """Atomic, resumable checkpoints.
 
 A checkpoint is one ``torch.save`` file holding only tensors and plain Python values, so it
-loads with ``torch.load(weights_only=True)``. It is written to a temporary file in the same
-folder, flushed to disk, then renamed over the target: a crash or kill at any moment leaves
-either the old or the new file, never a torn one.
+loads with ``torch.load(weights_only=True)``: loading one never runs code. It is written to a
+temporary file in the same folder, flushed to disk, then renamed over the target: a crash or kill
+at any moment leaves either the old or the new file, never a torn one. Temporary files that a
+killed writer left behind are removed by :func:`remove_stale_temporaries`.
 """
 
 from __future__ import annotations
 
+import errno
+import logging
 import os
+import pickle
 import random
 import re
 from pathlib import Path
@@ -17,11 +21,24 @@ from typing import Any
 import numpy as np
 import torch
 
+log = logging.getLogger("adamae_rl.checkpoint")
+
 PERIODIC = re.compile(r"^step_(\d+)\.pt$")
+TEMPORARY = re.compile(r"^\..+\.tmp\d*$")  # ".last.pt.tmp1234", ".config.yaml.tmp"
+SPACE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+
+
+class CheckpointError(ValueError):
+    """A checkpoint cannot be read or written; the message names the file and the reason."""
 
 
 def atomic_save(obj: Any, path: str | Path) -> Path:
-    """``torch.save`` to ``path`` through a temporary file and an atomic rename."""
+    """``torch.save`` to ``path`` through a temporary file and an atomic rename.
+
+    Raises:
+        CheckpointError: the file system refused the write (full disk, quota, file size
+            limit); ``path`` still holds what it held before.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
@@ -31,11 +48,49 @@ def atomic_save(obj: Any, path: str | Path) -> Path:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
+    except (OSError, RuntimeError) as err:
+        space = _space_error(err)
+        if space is None:
+            raise
+        kept = "still holds the previous checkpoint" if path.exists() else "was not written"
+        raise CheckpointError(f"cannot write checkpoint {path}: {space}; {path.name} {kept}") from None
     finally:
         if tmp.exists():
             tmp.unlink()
     _fsync_dir(path.parent)
     return path
+
+
+def _space_error(err: BaseException) -> str | None:
+    """The file-system reason behind a failed write if it is a space problem, else None.
+
+    torch's zip writer turns the ``OSError`` of a full disk into a ``RuntimeError`` whose
+    context still holds the original error, so the whole chain is searched.
+    """
+    seen: BaseException | None = err
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno in SPACE_ERRNOS:
+            return f"{os.strerror(seen.errno).lower()} (errno {errno.errorcode[seen.errno]})"
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def remove_stale_temporaries(folder: str | Path) -> list[Path]:
+    """Delete temporary files that killed writers left in ``folder``; returns them.
+
+    Call it only while holding the run directory's lock: then no live writer owns one.
+    """
+    removed = []
+    folder = Path(folder)
+    if not folder.is_dir():
+        return removed
+    for path in folder.iterdir():
+        if TEMPORARY.match(path.name) and path.is_file():
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    if removed:
+        log.info("removed %d temporary file(s) left by an interrupted write in %s", len(removed), folder)
+    return removed
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -53,14 +108,70 @@ def _fsync_dir(folder: Path) -> None:
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a checkpoint safely (``weights_only=True``); a clear error if it is missing or broken."""
+    """Load a checkpoint safely (``weights_only=True``).
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        CheckpointError: the file is empty, torn, not a checkpoint, or holds objects other than
+            tensors and plain values (refused: unpickling them could run code).
+    """
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} is not a file")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"checkpoint {path} is empty (a write that never finished?)")
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # a torn or foreign file: say which one
-        raise RuntimeError(f"checkpoint {path} cannot be read: {err}") from err
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        # torch's own message suggests weights_only=False, i.e. running the file's code: never
+        # pass it on. It names a refused GLOBAL when the file holds objects; else it is torn.
+        if "GLOBAL" not in str(err):
+            raise CheckpointError(f"checkpoint {path} is torn or not a checkpoint (cannot be read)") from None
+        found = re.search(r"GLOBAL ([\w.]+)", str(err))
+        raise CheckpointError(
+            f"checkpoint {path} holds objects other than tensors and plain values"
+            f"{f' ({found.group(1)})' if found else ''}; refusing to load them, since unpickling them could run code"
+        ) from None
+    except Exception:  # noqa: BLE001 - a torn or foreign file fails in many ways inside torch.load
+        raise CheckpointError(f"checkpoint {path} is torn or not a checkpoint (cannot be read)") from None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"checkpoint {path} does not hold a checkpoint dict (found {type(state).__name__})")
+    return state
+
+
+def readable_checkpoints(folder: str | Path) -> list[Path]:
+    """Candidates to resume from, best first: ``last.pt``, then periodic ones, newest first."""
+    folder = Path(folder)
+    periodic = sorted(
+        ((int(m.group(1)), p) for p in folder.glob("step_*.pt") if (m := PERIODIC.match(p.name))), reverse=True
+    )
+    last = folder / "last.pt"
+    return ([last] if last.exists() else []) + [p for _, p in periodic]
+
+
+def load_newest(folder: str | Path, map_location: str | torch.device = "cpu") -> tuple[Path, dict[str, Any]] | None:
+    """The newest checkpoint in ``folder`` that loads, with one warning per unreadable one.
+
+    Returns:
+        ``(path, state)``, or None when the folder holds no checkpoint at all.
+    Raises:
+        CheckpointError: checkpoints exist but none of them can be read (each one named).
+    """
+    problems = []
+    for path in readable_checkpoints(folder):
+        try:
+            state = load_checkpoint(path, map_location)
+        except CheckpointError as err:
+            problems.append(str(err))
+            continue
+        for problem in problems:
+            log.warning("%s; resuming from %s instead", problem, path.name)
+        return path, state
+    if problems:
+        raise CheckpointError("no readable checkpoint to resume from: " + "; ".join(problems))
+    return None
 
 
 def prune_periodic(folder: str | Path, keep: int) -> None:
