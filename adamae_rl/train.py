@@ -39,27 +39,24 @@ from adamae_rl.builders import (
     plain,
 )
 from adamae_rl.data.factory import make_stream
-from adamae_rl.data.loader import DataError
 from adamae_rl.envs.masked_video import MaskedVideoEnv
+from adamae_rl.cli import RunError, run_command
 from adamae_rl.metrics import foreground_enrichment
+from adamae_rl.policies.base import NonFiniteError
+from adamae_rl.schema import resumable_keys, validate_config
 from adamae_rl.utils import checkpoint as ckpt_io
 from adamae_rl.utils.distributed import Process, all_reduce_mean, init_process, shutdown
+from adamae_rl.utils.files import atomic_write_json, atomic_write_text
 from adamae_rl.utils.logs import MetricLog
+from adamae_rl.utils.rundir import RunDirLock
 from adamae_rl.utils.optim import adamw, param_groups, warmup_cosine
 
 log = logging.getLogger("adamae_rl.train")
 
 CONFIG_DIR = Path(__file__).parent / "configs"
-# Config keys that may differ when a run is resumed; any other difference means another run.
-RESUMABLE_CHANGES = {
-    "run_dir", "trainer.max_steps", "trainer.log_every", "trainer.eval_every", "trainer.ckpt_every",
-    "trainer.keep_checkpoints", "trainer.resume", "trainer.device", "trainer.progress",
-    "trainer.tensorboard", "trainer.eval_batches", "data.num_workers",
-}
-
-
-class RunError(RuntimeError):
-    """A run stopped for a reason the user must see (non-finite loss, wrong resume, ...)."""
+# Config keys that may differ when a run is resumed (declared in the schema next to each key);
+# any other difference means another run.
+RESUMABLE_CHANGES = resumable_keys()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -153,8 +150,11 @@ def train_step(parts: Parts, cfg: dict, precision: torch.dtype | None, device: t
     """One update of the MAE (and the policy, if it learns). Returns (metrics, td, finite)."""
     autocast = torch.autocast(device.type, dtype=precision) if precision else nullcontext()
     td = parts.env.reset()
-    with autocast:
-        td = parts.policy(td)
+    try:
+        with autocast:
+            td = parts.policy(td)
+    except NonFiniteError as err:  # reported like a non-finite loss (stop, or skip the update)
+        return {"train/policy_error": str(err)}, td, False
     td = parts.env.step(td)
     losses = parts.objective(td)
     loss_recon = td.get(("next", "loss_recon")).mean()
@@ -268,15 +268,26 @@ def save_checkpoint(parts: Parts, progress: Progress, cfg: dict, run_dir: Path, 
 
 
 def find_resume(cfg: dict, run_dir: Path) -> dict | None:
-    """The checkpoint to resume from, per ``trainer.resume`` (auto | never | a path)."""
+    """The checkpoint to resume from, per ``trainer.resume`` (auto | never | a path).
+
+    With ``auto``, an unreadable ``last.pt`` (torn, empty, garbage) falls back to the newest
+    readable periodic checkpoint, with a warning naming the bad file.
+    """
     request = str(cfg["trainer"]["resume"])
     if request in ("never", "false", "False", "none", "None"):
         return None
-    path = run_dir / "checkpoints" / "last.pt" if request == "auto" else Path(request)
-    if request == "auto" and not path.exists():
-        return None
-    state = ckpt_io.load_checkpoint(path)
-    changed = sorted(k for k in _config_diff(state["config"], cfg) if k not in RESUMABLE_CHANGES)
+    if request == "auto":
+        found = ckpt_io.load_newest(run_dir / "checkpoints")
+        if found is None:
+            return None
+        path, state = found
+    else:
+        path = Path(request)
+        state = ckpt_io.load_checkpoint(path)
+    stored = state.get("config")
+    if not isinstance(stored, dict):
+        raise RunError(f"{path} holds no run configuration; it is not a training checkpoint")
+    changed = sorted(k for k in _config_diff(stored, cfg) if k not in RESUMABLE_CHANGES)
     if changed:
         raise RunError(
             f"{path} was written by a run with a different config ({', '.join(changed)}); "
@@ -295,15 +306,45 @@ def _config_diff(old: Any, new: Any, prefix: str = "") -> set[str]:
 # --------------------------------------------------------------------------------------------------
 # The run
 # --------------------------------------------------------------------------------------------------
-def run(cfg: dict, run_dir: Path) -> dict:
-    """Train per ``cfg`` in ``run_dir``; returns the summary (also written to summary.json)."""
+def run(cfg: dict, run_dir: Path, overrides: list[str] | None = None) -> dict:
+    """Train per ``cfg`` in ``run_dir``; returns the summary (also written to summary.json).
+
+    ``overrides``: the command line's overrides, recorded in ``overrides.yaml`` once the run
+    is accepted (a refused resume writes nothing into the run directory).
+    """
+    validate_config(cfg)
+    check_run_dir(run_dir)
+    proc, device = init_process(cfg["trainer"]["device"])
+    lock = RunDirLock(run_dir).acquire() if proc.is_main else None  # one run per directory
+    try:
+        return _run_locked(cfg, Path(run_dir), proc, device, overrides)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def check_run_dir(run_dir: str | Path) -> None:
+    """Create ``run_dir`` and prove it writable, or raise one clear error naming it."""
+    run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ValueError(f"run_dir {run_dir} exists and is not a directory")
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe = run_dir / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise ValueError(f"run_dir {run_dir} is not writable: {err.strerror or err}") from None
+
+
+def _run_locked(cfg: dict, run_dir: Path, proc: Process, device: torch.device, overrides: list[str] | None) -> dict:
     started = time.perf_counter()
     trainer = cfg["trainer"]
     import_plugins(cfg.get("imports"))
-    proc, device = init_process(trainer["device"])
     precision = autocast_dtype(trainer["precision"])
-    if trainer["on_nonfinite"] not in ("stop", "skip"):
-        raise ValueError(f"trainer.on_nonfinite must be 'stop' or 'skip', got {trainer['on_nonfinite']!r}")
+    if proc.is_main:
+        ckpt_io.remove_stale_temporaries(run_dir / "checkpoints")
+        ckpt_io.remove_stale_temporaries(run_dir)
 
     parts = build_parts(cfg, device, proc)
     progress = Progress()
@@ -314,7 +355,7 @@ def run(cfg: dict, run_dir: Path) -> dict:
 
     metric_log = MetricLog(run_dir, trainer["tensorboard"], progress.step if resumed else None) if proc.is_main else None
     if proc.is_main:
-        _write_config(cfg, run_dir)
+        _write_config(cfg, run_dir, overrides)
         log.info("run directory: %s", run_dir.resolve())
         _describe(parts, cfg)
 
@@ -388,7 +429,7 @@ def run(cfg: dict, run_dir: Path) -> dict:
         progress.last_eval = evaluate(parts, cfg, precision, device)
     summary = _summary(cfg, parts, progress, started, proc)
     if proc.is_main:
-        _write_json(run_dir / "summary.json", summary)
+        atomic_write_json(run_dir / "summary.json", summary)
         log.info("summary: %s", _fmt(summary))
     if metric_log:
         metric_log.close()
@@ -397,7 +438,8 @@ def run(cfg: dict, run_dir: Path) -> dict:
 
 
 def _handle_nonfinite(progress: Progress, metrics: dict, trainer: dict, run_dir: Path) -> None:
-    detail = ", ".join(f"{k}={float(v):.4g}" for k, v in metrics.items())
+    detail = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in
+                       ((k, v if isinstance(v, str) else float(v)) for k, v in metrics.items()))
     last = run_dir / "checkpoints" / "last.pt"
     if trainer["on_nonfinite"] == "stop":
         raise RunError(
@@ -482,21 +524,13 @@ def _install_signal_handlers(progress: Progress) -> dict:
     return previous
 
 
-def _write_config(cfg: dict, run_dir: Path) -> None:
+def _write_config(cfg: dict, run_dir: Path, overrides: list[str] | None = None) -> None:
     import yaml
 
     run_dir.mkdir(parents=True, exist_ok=True)
-    tmp = run_dir / ".config.yaml.tmp"
-    tmp.write_text(yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8")
-    os.replace(tmp, run_dir / "config.yaml")
-
-
-def _write_json(path: Path, value: dict) -> None:
-    import json
-
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(value, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(cfg, sort_keys=False))
+    if overrides is not None:
+        atomic_write_text(run_dir / "overrides.yaml", yaml.safe_dump(list(overrides)))
 
 
 def _fmt(values: dict) -> str:
@@ -513,18 +547,35 @@ def _hydra_entry() -> None:
 
     @hydra.main(version_base="1.3", config_path="configs", config_name="config")
     def _main(cfg: DictConfig) -> None:
-        run_dir = Path(HydraConfig.get().runtime.output_dir)
-        try:
-            run(plain(cfg), run_dir)
-        except (ValueError, RunError, DataError, FileNotFoundError, KeyError) as err:
-            message = str(err.args[0] if isinstance(err, KeyError) and err.args else err)
-            if "Traceback" in message:  # re-raised from a loader worker: keep its final line
-                message = message.strip().splitlines()[-1]
-            # One line on stderr, no traceback (the console log handler would repeat it on stdout).
-            print(f"error: {message}", file=sys.stderr)
-            raise SystemExit(2) from None
+        hydra_cfg = HydraConfig.get()
+        run_dir = Path(hydra_cfg.runtime.output_dir)
+        # Hydra's console handler already logs; errors go to stderr as one line.
+        run_command(lambda: run(plain(cfg), run_dir, list(hydra_cfg.overrides.task)), setup=False)
 
     _main()
+
+
+def preflight(argv: list[str]) -> None:
+    """Compose and validate a single run's config before Hydra touches the file system.
+
+    Hydra creates the run directory and opens its log file before the task runs, so a run_dir
+    that is a file, an unwritable one, or a bad override would otherwise end in Hydra's
+    traceback. Multiruns and runs with a config directory of their own are validated per job.
+    """
+    if any(a in ("-m", "--multirun", "-cd", "--config-dir", "-cp", "--config-path", "-cn", "--config-name")
+           or a.startswith(("--config-dir=", "--config-path=", "--config-name=", "hydra.", "--")) for a in argv):
+        return
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+            cfg = plain(compose("config", overrides=list(argv)))
+    except (HydraException, OmegaConfBaseException) as err:
+        raise ValueError(" ".join(str(err).split())) from None
+    validate_config(cfg)
+    check_run_dir(cfg["run_dir"])
 
 
 def rewrite_policy_override(argv: list[str], config_dirs: list[Path]) -> list[str]:
@@ -557,7 +608,9 @@ def _user_config_dirs(argv: list[str]) -> list[Path]:
 
 def main() -> None:
     logging.getLogger("torchrl").setLevel(logging.WARNING)
-    sys.argv = [sys.argv[0]] + rewrite_policy_override(sys.argv[1:], [CONFIG_DIR, *_user_config_dirs(sys.argv)])
+    argv = rewrite_policy_override(sys.argv[1:], [CONFIG_DIR, *_user_config_dirs(sys.argv)])
+    run_command(lambda: preflight(argv), setup=False)
+    sys.argv = [sys.argv[0], *argv]
     _hydra_entry()
 
 

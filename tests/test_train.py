@@ -129,8 +129,8 @@ def test_rewrite_policy_override() -> None:
     "override, needle",
     [
         ("policy=nosuch", "unknown policy 'nosuch'; known policies: adaptive, frame, random, tube"),
-        ("mask_ratio=1.5", "mask_ratio must be in (0, 1), got 1.5"),
-        ("mask_ratio=0", "mask_ratio must be in (0, 1), got 0"),
+        ("mask_ratio=1.5", "mask_ratio: input should be less than 1 (got 1.5)"),
+        ("mask_ratio=0", "mask_ratio: input should be greater than 0 (got 0)"),
     ],
 )
 def test_cli_bad_input_is_one_readable_line(tmp_path: Path, override: str, needle: str) -> None:

@@ -1,0 +1,202 @@
+"""The training configuration's schema: every key, its type and range, checked in one place.
+
+``validate_config(cfg)`` runs once, before any work, on the composed config (Hydra's output as
+plain dicts). Unknown keys (``+foo=1``, a typo such as ``+trainer.max_step=5``), wrong types
+(``trainer.batch_size=abc``) and out-of-range values (``trainer.max_steps=0``,
+``optim.blr=inf``) each give one :class:`ConfigError` naming the key and the value. Options that
+plug-ins take (policy and objective options) are checked against the plug-in's own signature.
+
+Which keys a resumed run may change is declared here too (``resumable=True`` on a field): any
+other difference between a checkpoint's config and the current one means another run.
+"""
+
+from __future__ import annotations
+
+import typing
+from collections.abc import Mapping
+from dataclasses import fields as dataclass_fields
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
+
+from adamae_rl.models.videomae import MAEConfig
+from adamae_rl.utils.signature import describe_error, signature_problems
+
+
+class ConfigError(ValueError):
+    """A configuration value is unknown, of the wrong type or out of range (one line)."""
+
+
+def resumable(default: Any = ..., **constraints: Any) -> Any:
+    """A field that may differ between a run and its resumption (logging, devices, length)."""
+    return Field(default, json_schema_extra={"resumable": True}, **constraints)
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, validate_default=True)
+
+
+class TrainerConfig(_Section):
+    max_steps: int = resumable(ge=1)
+    batch_size: int = Field(ge=1)
+    log_every: int = resumable(ge=1)
+    eval_every: int = resumable(ge=1)
+    eval_batches: int = resumable(ge=1)
+    ckpt_every: int = resumable(ge=1)
+    keep_checkpoints: int = resumable(ge=0)
+    device: str = resumable()
+    precision: Literal["fp32", "bf16"]
+    seed: int = Field(ge=0)
+    resume: str = resumable()
+    on_nonfinite: Literal["stop", "skip"]
+    max_nonfinite: int = Field(ge=1)
+    progress: bool = resumable()
+    tensorboard: bool = resumable()
+
+    @field_validator("resume", mode="before")
+    @classmethod
+    def _resume_text(cls, value: Any) -> Any:
+        return {False: "never", None: "never"}.get(value, value) if not isinstance(value, str) else value
+
+
+class OptimConfig(_Section):
+    blr: float = Field(gt=0)
+    min_lr: float = Field(ge=0)
+    warmup_steps: int = Field(ge=0)
+    weight_decay: float = Field(ge=0)
+    betas: tuple[float, float]
+    clip_grad: float | None = Field(default=None, gt=0)
+    policy_lr_scale: float = Field(ge=0)
+    policy_weight_decay: float = Field(ge=0)
+
+    @field_validator("betas")
+    @classmethod
+    def _betas_in_range(cls, value: tuple[float, float]) -> tuple[float, float]:
+        if not all(0.0 <= b < 1.0 for b in value):
+            raise ValueError(f"each beta must be in [0, 1), got {list(value)}")
+        return value
+
+
+def _model_section() -> type[BaseModel]:
+    """``preset`` plus any :class:`MAEConfig` field: sizes and counts >= 1, ratios > 0."""
+    hints = typing.get_type_hints(MAEConfig)
+    spec: dict[str, Any] = {"preset": (str, ...)}
+    for f in dataclass_fields(MAEConfig):
+        kind = hints[f.name]
+        constraint = {"ge": 1} if kind is int else {"gt": 0} if kind is float else {}
+        spec[f.name] = (kind | None, Field(default=None, **constraint))
+    return create_model("ModelConfig", __base__=_Section, **spec)
+
+
+ModelConfig = _model_section()
+
+
+class SyntheticData(_Section):
+    name: Literal["synthetic"]
+    num_clips: int = Field(ge=1)
+    val_clips: int = Field(ge=1)
+    max_shapes: int = Field(ge=1)
+    num_workers: int = resumable(ge=0)
+
+
+class VideoData(_Section):
+    name: Literal["video"]
+    train_list: str | None = None
+    val_list: str | None = None
+    root: str | None = None
+    temporal_mode: Literal["dense", "segments"]
+    sampling_rate: int = Field(ge=1)
+    scales: list[float] = Field(min_length=1)
+    max_distort: int = Field(ge=0)
+    flip: bool
+    repeat: int = Field(ge=1)
+    decode_short_side: int | None = Field(default=None, ge=1)
+    decode_threads: int = Field(ge=0)
+    num_workers: int = resumable(ge=0)
+    persistent_workers: bool = resumable()
+    strict: bool
+    max_skip_share: float = Field(ge=0, le=1)
+
+    @field_validator("scales")
+    @classmethod
+    def _scales_in_range(cls, value: list[float]) -> list[float]:
+        if not all(0.0 < s <= 1.0 for s in value):
+            raise ValueError(f"each scale must be in (0, 1], got {value}")
+        return value
+
+
+DATA_SECTIONS: dict[str, type[BaseModel]] = {"synthetic": SyntheticData, "video": VideoData}
+
+
+class TrainConfig(_Section):
+    policy: dict[str, Any]
+    model: ModelConfig  # type: ignore[valid-type]
+    data: dict[str, Any]
+    objective: dict[str, Any]
+    mask_ratio: float = Field(gt=0, lt=1)
+    imports: list[str] = Field(default_factory=list)
+    run_dir: str = resumable(min_length=1)
+    trainer: TrainerConfig
+    optim: OptimConfig
+
+
+def validate_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """Check the whole training config; returns it unchanged (plain dicts) when it is valid.
+
+    Raises:
+        ConfigError: every problem found, ``key: problem (got value)``, on one line.
+    """
+    problems = _schema_problems(TrainConfig, cfg)
+    data = cfg.get("data")
+    if isinstance(data, Mapping):
+        section = DATA_SECTIONS.get(str(data.get("name")))
+        if section is None:
+            problems.append(f"data.name: unknown data source {data.get('name')!r}; known: {', '.join(DATA_SECTIONS)}")
+        else:
+            problems += _schema_problems(section, data, "data.")
+    if not problems:
+        problems += _plugin_problems(cfg)
+    if problems:
+        raise ConfigError("; ".join(problems))
+    return dict(cfg)
+
+
+def resumable_keys() -> set[str]:
+    """Dotted keys that a resumed run may change (declared with :func:`resumable`)."""
+    keys = set()
+    for prefix, section in (("", TrainConfig), ("trainer.", TrainerConfig), ("data.", SyntheticData), ("data.", VideoData)):
+        for name, info in section.model_fields.items():
+            if (info.json_schema_extra or {}).get("resumable"):
+                keys.add(prefix + name)
+    return keys
+
+
+def _schema_problems(section: type[BaseModel], values: Any, prefix: str = "") -> list[str]:
+    try:
+        section.model_validate(values)
+    except ValidationError as err:
+        return [describe_error(e, prefix) for e in err.errors(include_url=False)
+                if not (prefix == "" and e["loc"][:1] == ("data",) and len(e["loc"]) > 1)]
+    return []
+
+
+def _plugin_problems(cfg: Mapping[str, Any]) -> list[str]:
+    """Policy and objective options against the plug-ins' own signatures (names and types)."""
+    from adamae_rl.builders import import_plugins
+    from adamae_rl.objectives import OBJECTIVES
+    from adamae_rl.policies.registry import GEOMETRY_KEYS, resolve_factory
+
+    problems = []
+    try:
+        import_plugins(cfg.get("imports"))
+        factory, options = resolve_factory({k: v for k, v in cfg["policy"].items() if v is not None})
+        problems += signature_problems(factory, options, "policy.", skip=GEOMETRY_KEYS)
+    except ValueError as err:
+        problems.append(f"policy: {err}")
+    objective = dict(cfg["objective"])
+    name = objective.pop("name", None)
+    if name not in OBJECTIVES:
+        problems.append(f"objective.name: unknown objective {name!r}; known: {', '.join(sorted(OBJECTIVES))}")
+    else:
+        problems += signature_problems(OBJECTIVES[name], objective, "objective.", skip=("policy",))
+    return problems
