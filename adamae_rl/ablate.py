@@ -50,14 +50,48 @@ def compose_config(overrides: list[str], train_overrides: list[str] | None = Non
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         cfg = compose("ablate", overrides=overrides)
     if cfg.get("grid_file"):
-        path = Path(cfg.grid_file)
-        if not path.is_file():
-            raise FileNotFoundError(f"grid_file {path} does not exist")
         OmegaConf.set_struct(cfg, False)
-        cfg.grid = OmegaConf.load(path)
+        cfg.grid = load_grid_file(Path(cfg.grid_file))
     out = plain(cfg)
     out["train_overrides"] = list(out.get("train_overrides") or []) + list(train_overrides or [])
     return out
+
+
+def load_grid_file(path: Path) -> dict:
+    """A grid of the user's own: a YAML mapping with ``name``, ``cells`` and optional ``base``/``title``."""
+    import yaml
+
+    if not path.is_file():
+        raise FileNotFoundError(f"grid_file {path} does not exist")
+    try:
+        grid = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ValueError(f"grid_file {path} is not UTF-8 text") from None
+    except yaml.YAMLError as err:
+        where = getattr(err, "problem_mark", None)
+        at = f" at line {where.line + 1}, column {where.column + 1}" if where is not None else ""
+        raise ValueError(f"grid_file {path} is not valid YAML{at}: {getattr(err, 'problem', None) or err}") from None
+    if not isinstance(grid, dict):
+        raise ValueError(
+            f"grid_file {path} must hold a mapping with 'name' and 'cells' (see adamae_rl/configs_ablate/grid/), "
+            f"got a {type(grid).__name__}"
+        )
+    missing = [k for k in ("name", "cells") if k not in grid]
+    if missing:
+        raise ValueError(f"grid_file {path} lacks {', '.join(missing)}; a grid holds name, title, base and cells")
+    if not isinstance(grid["cells"], list) or not all(isinstance(c, dict) for c in grid["cells"]):
+        raise ValueError(f"grid_file {path}: 'cells' must be a list of mappings with 'case' and 'overrides'")
+    return grid
+
+
+def usage() -> str:
+    """``--help``: what the command does, its settings with their defaults, and the grids."""
+    grids = sorted(p.stem for p in (CONFIG_DIR / "grid").glob("*.yaml"))
+    settings = (CONFIG_DIR / "ablate.yaml").read_text(encoding="utf-8")
+    return (
+        f"usage: python -m adamae_rl.ablate [KEY=VALUE ...] [-- TRAINING_OVERRIDES ...]\n\n{__doc__.strip()}\n\n"
+        f"Grids (grid=NAME): {', '.join(grids)}\n\nSettings (adamae_rl/configs_ablate/ablate.yaml):\n\n{settings}"
+    )
 
 
 def write_outputs(cfg: dict, cells, records, wall_s: float) -> list[Path]:
@@ -73,6 +107,9 @@ def write_outputs(cfg: dict, cells, records, wall_s: float) -> list[Path]:
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
     overrides, train_overrides = split_argv(list(sys.argv[1:] if argv is None else argv))
+    if any(a in ("-h", "--help") for a in overrides):
+        print(usage())
+        return
     try:
         cfg = compose_config(overrides, train_overrides)
         Path(cfg["out"]).mkdir(parents=True, exist_ok=True)
@@ -82,7 +119,7 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(2) from None
     except Exception as err:  # Hydra's override and config errors: one readable line
         if type(err).__module__.startswith(("hydra", "omegaconf")):
-            print(f"error: {err}", file=sys.stderr)
+            print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
             raise SystemExit(2) from None
         raise
     paths = write_outputs(cfg, cells, records, wall_s)

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 from pathlib import Path
+
+from adamae_rl.cli import ArgumentParser, run_command, setup_logging
 
 from adamae_rl.evaluation.finetuning import FinetuneSettings
 from adamae_rl.evaluation.probe import ProbeSettings
@@ -26,35 +27,50 @@ from adamae_rl.evaluation.run_eval import EVAL_FILE, PROTOCOLS, EvalOptions, eva
 log = logging.getLogger("adamae_rl.finetune")
 
 
+def _at_least(low: int | float, kind: type = int):
+    """argparse type: a number of ``kind`` no smaller than ``low``, named in the error."""
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, got {text!r}") from None
+        if not (value >= low and value == value and abs(value) != float("inf")):
+            raise argparse.ArgumentTypeError(f"must be >= {low}, got {text}")
+        return value
+
+    return parse
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ft, pr = FinetuneSettings(), ProbeSettings()
-    p = argparse.ArgumentParser(prog="python -m adamae_rl.finetune", description=__doc__.split("\n\n")[0],
+    p = ArgumentParser(prog="python -m adamae_rl.finetune", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("run_dir", type=Path, help="a pre-training run directory (holds checkpoints/last.pt)")
     p.add_argument("--protocol", choices=[*PROTOCOLS, "both"], default="both", help="probe, finetune or both")
     p.add_argument("--random-init", action="store_true", help="also evaluate a randomly initialised encoder")
     p.add_argument("--checkpoint", default="last.pt", help="checkpoint file under RUN_DIR/checkpoints")
     data = p.add_argument_group("labelled data")
-    data.add_argument("--train-clips", type=int, default=1024, help="training clips (0 = the whole split)")
-    data.add_argument("--val-clips", type=int, default=256, help="validation clips (0 = the whole split)")
+    data.add_argument("--train-clips", type=_at_least(0), default=1024, help="training clips (0 = the whole split)")
+    data.add_argument("--val-clips", type=_at_least(0), default=256, help="validation clips (0 = the whole split)")
     data.add_argument("--data-seed", type=int, default=0, help="synthetic clip family (same for every run)")
     data.add_argument("--train-list", help="labelled VideoMAE list ('path label') instead of the run's data")
     data.add_argument("--val-list", help="labelled validation list (with --train-list)")
-    data.add_argument("--num-classes", type=int, help="class count (default: 8 for synthetic, max label + 1 for lists)")
-    data.add_argument("--workers", type=int, default=0, help="loader worker processes")
+    data.add_argument("--num-classes", type=_at_least(2), help="class count (default: 8 for synthetic, max label + 1 for lists)")
+    data.add_argument("--workers", type=_at_least(0), default=0, help="loader worker processes")
     probe = p.add_argument_group("linear probe")
-    probe.add_argument("--probe-l2", type=float, default=pr.l2, help="L2 penalty of the logistic regression")
+    probe.add_argument("--probe-l2", type=_at_least(0, float), default=pr.l2, help="L2 penalty of the logistic regression")
     probe.add_argument("--probe-pool", choices=["mean", "time"], default=pr.pool,
                        help="mean over all tokens (VideoMAE), or per-temporal-slice means concatenated (diagnostic)")
-    probe.add_argument("--probe-iters", type=int, default=pr.max_iter, help="L-BFGS iterations")
+    probe.add_argument("--probe-iters", type=_at_least(1), default=pr.max_iter, help="L-BFGS iterations")
     tune = p.add_argument_group("fine-tuning")
-    tune.add_argument("--steps", type=int, default=ft.steps, help="optimizer steps")
-    tune.add_argument("--batch-size", type=int, default=ft.batch_size, help="clips per step (and per encoder pass)")
-    tune.add_argument("--lr", type=float, default=ft.lr, help="peak learning rate of the head")
-    tune.add_argument("--layer-decay", type=float, default=ft.layer_decay, help="per-layer learning-rate decay")
-    tune.add_argument("--weight-decay", type=float, default=ft.weight_decay, help="AdamW weight decay")
-    tune.add_argument("--warmup-steps", type=int, default=ft.warmup_steps, help="linear warmup steps")
-    tune.add_argument("--label-smoothing", type=float, default=ft.label_smoothing, help="cross-entropy label smoothing")
+    tune.add_argument("--steps", type=_at_least(1), default=ft.steps, help="optimizer steps")
+    tune.add_argument("--batch-size", type=_at_least(1), default=ft.batch_size, help="clips per step (and per encoder pass)")
+    tune.add_argument("--lr", type=_at_least(0, float), default=ft.lr, help="peak learning rate of the head")
+    tune.add_argument("--layer-decay", type=_at_least(0, float), default=ft.layer_decay, help="per-layer learning-rate decay")
+    tune.add_argument("--weight-decay", type=_at_least(0, float), default=ft.weight_decay, help="AdamW weight decay")
+    tune.add_argument("--warmup-steps", type=_at_least(0), default=ft.warmup_steps, help="linear warmup steps")
+    tune.add_argument("--label-smoothing", type=_at_least(0, float), default=ft.label_smoothing, help="cross-entropy label smoothing")
     tune.add_argument("--seed", type=int, default=ft.seed, help="head initialisation and clip order")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--out", type=Path, help=f"where to write the report (default: RUN_DIR/{EVAL_FILE})")
@@ -103,14 +119,9 @@ def format_report(report: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
-    logging.getLogger("torchrl").setLevel(logging.WARNING)
+    setup_logging()
     args = parse_args(argv)
-    try:
-        report = evaluate_run(args.run_dir, options_from_args(args), args.out)
-    except (ValueError, FileNotFoundError, RuntimeError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
+    report = run_command(lambda: evaluate_run(args.run_dir, options_from_args(args), args.out), setup=False)
     print(format_report(report))
     print(f"wrote {args.out or args.run_dir / EVAL_FILE}")
 

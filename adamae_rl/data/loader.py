@@ -54,26 +54,31 @@ def split_key(key: int | SampleKey) -> SampleKey:
 
 
 class ResumableSampler(Sampler[SampleKey]):
-    """Per-epoch permutation seeded by ``(seed, epoch)``, started at ``start``."""
+    """Per-epoch permutation seeded by ``(seed, epoch)``, started at ``start``.
 
-    def __init__(self, length: int, seed: int = 0, shuffle: bool = True) -> None:
-        self.length, self.seed, self.shuffle = length, seed, shuffle
+    ``cycles`` > 1 makes one epoch ``cycles`` permutations back to back, so that a dataset
+    smaller than a batch still fills batches (each item then appears more than once an epoch).
+    """
+
+    def __init__(self, length: int, seed: int = 0, shuffle: bool = True, cycles: int = 1) -> None:
+        self.length, self.seed, self.shuffle, self.cycles = length, seed, shuffle, cycles
         self.epoch, self.start = 0, 0
 
     def _order(self) -> torch.Tensor:
         if not self.shuffle:
-            return torch.arange(self.length)
+            return torch.arange(self.length).repeat(self.cycles)
         gen = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-        return torch.randperm(self.length, generator=gen)
+        return torch.cat([torch.randperm(self.length, generator=gen) for _ in range(self.cycles)])
 
     def __iter__(self) -> Iterator[SampleKey]:
         order = self._order()
-        base = (self.seed * 1_000_003 + self.epoch * 7_919) * self.length
-        for pos in range(self.start, self.length):
+        total = self.length * self.cycles
+        base = (self.seed * 1_000_003 + self.epoch * 7_919) * total
+        for pos in range(self.start, total):
             yield int(order[pos]), base + pos
 
     def __len__(self) -> int:
-        return self.length - self.start
+        return self.length * self.cycles - self.start
 
 
 def _worker_context() -> str | None:
@@ -152,9 +157,14 @@ class ClipStream:
                 f"(repeat={self.clips_per_item})"
             )
         self.items_per_batch = batch_size // self.clips_per_item
-        if len(dataset) < self.items_per_batch:
-            raise ValueError(
-                f"dataset has {len(dataset)} items, fewer than the {self.items_per_batch} a batch needs"
+        if len(dataset) == 0:
+            raise ValueError("the dataset holds no items")
+        # A dataset smaller than a batch cycles: each epoch repeats it until a batch is full.
+        cycles = -(-self.items_per_batch // len(dataset))
+        if cycles > 1:
+            log.warning(
+                "dataset has %d items, fewer than the %d a batch needs: each batch repeats items "
+                "(fine for a smoke test; unusual for training or evaluation)", len(dataset), self.items_per_batch,
             )
         self.dataset = dataset
         self.batch_size = batch_size
@@ -163,7 +173,7 @@ class ClipStream:
         self.max_skip_share = max_skip_share
         self.skipped, self.failed_reads, self.reads = 0, 0, 0
         self._bad_files: set[str] = set()
-        self.sampler = ResumableSampler(len(dataset), seed=seed, shuffle=shuffle)
+        self.sampler = ResumableSampler(len(dataset), seed=seed, shuffle=shuffle, cycles=cycles)
         extra = {}
         if num_workers > 0:
             extra["persistent_workers"] = persistent_workers
@@ -184,7 +194,7 @@ class ClipStream:
             **extra,
         )
         self._iter: Iterator | None = None
-        self.batches_per_epoch = len(dataset) // self.items_per_batch
+        self.batches_per_epoch = len(dataset) * cycles // self.items_per_batch
 
     def __iter__(self) -> ClipStream:
         return self

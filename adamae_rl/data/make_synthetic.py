@@ -14,9 +14,10 @@ Train and validation videos use the same seeds as ``data=synthetic``.
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Sequence
 from pathlib import Path
+
+from adamae_rl.cli import ArgumentParser
 
 import av
 import numpy as np
@@ -64,7 +65,10 @@ def write_split(
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(
+        prog="python -m adamae_rl.data.make_synthetic", description=__doc__.split("\n\n")[0],
+        epilog="example: python -m adamae_rl.data.make_synthetic shapes --num-videos 512 --val-videos 64",
+    )
     parser.add_argument("out_dir", type=Path)
     parser.add_argument("--num-videos", type=int, required=True, help="training videos")
     parser.add_argument("--val-videos", type=int, default=0, help="validation videos (default: none)")

@@ -76,11 +76,9 @@ def read_video_list(list_file: str | os.PathLike, root: str | os.PathLike | None
         ValueError: a malformed line (names ``list_file:line``), or a list without videos.
     """
     list_file = Path(list_file)
-    if not list_file.is_file():
-        raise FileNotFoundError(f"video list {list_file} does not exist")
     base = Path(root) if root else list_file.parent
     entries = []
-    for number, line in enumerate(list_file.read_text().splitlines(), start=1):
+    for number, line in enumerate(_read_list_text(list_file).splitlines(), start=1):
         if not line.strip():
             continue
         path, label = _parse_line(line, f"{list_file}:{number}")
@@ -88,6 +86,30 @@ def read_video_list(list_file: str | os.PathLike, root: str | os.PathLike | None
     if not entries:
         raise ValueError(f"video list {list_file} holds no videos")
     return entries
+
+
+def _read_list_text(list_file: Path) -> str:
+    """The text of a list file, or an error that names the file and what is wrong with it."""
+    try:
+        data = list_file.read_bytes()
+    except FileNotFoundError:
+        if list_file.is_symlink():
+            raise FileNotFoundError(f"video list {list_file} is a broken symbolic link") from None
+        raise FileNotFoundError(f"video list {list_file} does not exist") from None
+    except IsADirectoryError:
+        raise ValueError(f"video list {list_file} is a directory, not a list file") from None
+    except OSError as err:
+        raise ValueError(f"video list {list_file} cannot be read: {err.strerror or err}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ValueError(
+            f"video list {list_file} is not UTF-8 text (byte {err.start}); is it a video? "
+            f"pass a list file with 'path label' lines"
+        ) from None
+    if "\x00" in text:
+        raise ValueError(f"video list {list_file} is a binary file, not a list of 'path label' lines")
+    return text
 
 
 def _parse_line(line: str, where: str) -> tuple[str, int]:
@@ -251,6 +273,8 @@ def load_fg_mask(path: str | os.PathLike) -> torch.Tensor:
 def check_file(path: str) -> None:
     """Cheap checks that name the reason better than a decoder error would."""
     if not os.path.exists(path):
+        if os.path.islink(path):  # exists() follows links: a loop or a dangling link is not "missing"
+            raise VideoReadError("broken symbolic link or symbolic link loop")
         raise VideoReadError("missing file")
     if not os.path.isfile(path):
         raise VideoReadError("not a regular file")

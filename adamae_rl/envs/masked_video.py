@@ -158,6 +158,12 @@ class MaskedVideoEnv(EnvBase):
         return TensorDict(out, batch_size=self.batch_size, device=self.device)
 
     def _step(self, tensordict: TensorDictBase) -> TensorDictBase:
+        for key in ("video", "mask"):
+            if key not in tensordict.keys():
+                raise KeyError(
+                    f"env.step needs {key!r} in the tensordict (got keys {sorted(map(str, tensordict.keys()))}); "
+                    "run a policy on env.reset()'s output first: env.step(policy(env.reset()))"
+                )
         video, mask = tensordict.get("video"), tensordict.get("mask")
         autocast = (
             torch.autocast(self.device.type, dtype=self.autocast_dtype)

@@ -159,6 +159,12 @@ class PlackettLuceLoss(MaskingLoss):
         return TensorDict(out, batch_size=[])
 
     def _baseline(self, returns: torch.Tensor) -> torch.Tensor:
+        """Batch mean, or a moving average of past batch means fed only by finite returns.
+
+        A batch with a non-finite return (an exploding reconstruction, say) still gets a
+        non-finite loss for the trainer's non-finite handling to see, but it never enters the
+        moving average: otherwise one bad batch would leave every later loss non-finite.
+        """
         if self.baseline == "batch":
             return returns.mean()
         with torch.no_grad():
@@ -166,9 +172,10 @@ class PlackettLuceLoss(MaskingLoss):
             previous = self.ema_return.clone()
             # The first step has no history: use the batch mean, then track it.
             current = batch_mean if torch.isnan(previous) else previous
-            self.ema_return.copy_(
-                batch_mean if torch.isnan(previous) else self.ema_decay * previous + (1 - self.ema_decay) * batch_mean
-            )
+            if bool(torch.isfinite(batch_mean)):
+                self.ema_return.copy_(
+                    batch_mean if torch.isnan(previous) else self.ema_decay * previous + (1 - self.ema_decay) * batch_mean
+                )
         return current
 
 

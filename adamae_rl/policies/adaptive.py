@@ -7,7 +7,7 @@ from tensordict import TensorDictBase
 from torch import nn
 
 from adamae_rl.models.videomae import Block
-from adamae_rl.policies.base import Grid, MaskingPolicy
+from adamae_rl.policies.base import Grid, MaskingPolicy, NonFiniteError
 from adamae_rl.policies.distributions import PlackettLuceMask, count_masked
 from adamae_rl.policies.registry import register_policy
 
@@ -72,7 +72,13 @@ class AdaptiveMasking(MaskingPolicy):
         return self.head(self.blocks(x)).squeeze(-1).reshape(*lead, self.num_tokens)
 
     def distribution(self, td: TensorDictBase) -> PlackettLuceMask:
-        return PlackettLuceMask(self.compute_logits(td.get("tokens")), self.num_visible)
+        logits = self.compute_logits(td.get("tokens"))
+        # Non-finite logits would make the Gumbel-top-k draw return the same tokens every time:
+        # a silently fixed mask. Refuse instead (the trainer reports it like a non-finite loss).
+        if not bool(torch.isfinite(logits).all()):
+            bad = "tokens" if not bool(torch.isfinite(td.get("tokens")).all()) else "sampler weights"
+            raise NonFiniteError(f"adaptive policy: non-finite logits (from non-finite {bad}); no mask drawn")
+        return PlackettLuceMask(logits, self.num_visible)
 
     def forward(self, td: TensorDictBase) -> TensorDictBase:
         dist = self.distribution(td)

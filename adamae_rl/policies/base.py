@@ -21,6 +21,10 @@ log = logging.getLogger("adamae_rl.policies")
 Grid = tuple[int, int, int]
 
 
+class NonFiniteError(ValueError):
+    """A policy met non-finite inputs or scores and drew no mask."""
+
+
 class MaskingPolicy(TensorDictModuleBase):
     """Base class for masking policies.
 

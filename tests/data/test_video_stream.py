@@ -105,3 +105,24 @@ def test_skip_counters_survive_resume(
     resumed.load_state_dict(stream.state_dict())
     assert (resumed.skipped, resumed.reads) == (stream.skipped, stream.reads) and stream.skipped == 1
     assert torch.equal(next(resumed)["video"], next(stream)["video"])
+
+
+def test_a_dataset_smaller_than_a_batch_cycles(caplog) -> None:
+    """Three items, batches of eight: every batch is full, every item appears, with a warning."""
+    from torch.utils.data import Dataset
+
+    from adamae_rl.data.loader import ClipStream
+
+    class Three(Dataset):
+        def __len__(self) -> int:
+            return 3
+
+        def __getitem__(self, key):
+            index = key[0] if isinstance(key, tuple) else key
+            return {"video": torch.full((1,), float(index))}
+
+    stream = ClipStream(Three(), batch_size=8, seed=0)
+    assert "fewer than the 8 a batch needs" in caplog.text
+    batches = [next(stream)["video"].flatten() for _ in range(3)]
+    assert all(b.numel() == 8 for b in batches)
+    assert set(torch.cat(batches).tolist()) == {0.0, 1.0, 2.0}

@@ -112,3 +112,8 @@ def test_step_accepts_other_uniform_counts(env):
     td.set("mask", (torch.arange(64) < 48).expand(2, 64).clone())
     reward = env.step(td).get(("next", "reward"))
     assert (reward[:, :48] > 0).all() and (reward[:, 48:] == 0).all()
+
+
+def test_step_without_a_mask_names_the_missing_key(env):
+    with pytest.raises(KeyError, match=r"env.step needs 'mask'.*policy\(env.reset\(\)\)"):
+        env.step(env.reset())

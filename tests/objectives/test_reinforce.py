@@ -148,3 +148,18 @@ def test_losses_are_finite_at_extreme_logits():
 def test_plackett_luce_rejects_unknown_direction():
     with pytest.raises(ValueError, match="direction must be one of"):
         PlackettLuceLoss(direction="sideways")
+
+
+def test_ema_baseline_ignores_non_finite_returns():
+    """One batch with an infinite reward gives a non-finite loss (for the trainer to handle) but
+    never enters the moving average, so the next batch's loss is finite again."""
+    loss = PlackettLuceLoss(baseline="ema", ema_decay=0.5)
+    loss(step_td(seed=0))
+    before = loss.ema_return.item()
+    bad = step_td(seed=1)
+    reward = bad.get(("next", "reward")).clone()
+    reward[0, bad["mask"][0].nonzero()[0, 0]] = float("inf")
+    bad.set(("next", "reward"), reward)
+    assert not torch.isfinite(loss(bad)["loss_policy"])
+    assert loss.ema_return.item() == before
+    assert torch.isfinite(loss(step_td(seed=2))["loss_policy"])

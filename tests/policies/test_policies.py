@@ -171,3 +171,14 @@ def test_adaptive_rejects_width_not_divisible_by_heads():
 def test_adaptive_default_heads_have_width_64():
     policy = make_policy("adaptive", geometry={**GEOMETRY, "embed_dim": 768})
     assert policy.blocks[0].attn.num_heads == 12
+
+
+def test_adaptive_refuses_non_finite_tokens():
+    """NaN tokens would give NaN logits and a silently fixed mask: the policy raises instead."""
+    from adamae_rl.policies.base import NonFiniteError
+
+    policy = make_policy("adaptive", geometry=GEOMETRY)
+    tokens = torch.randn(2, 64, 128)
+    tokens[1, 3, 0] = float("nan")
+    with pytest.raises(NonFiniteError, match="non-finite logits \\(from non-finite tokens\\)"):
+        policy(TensorDict({"tokens": tokens}, [2]))
