@@ -40,11 +40,21 @@ def import_plugins(modules: list[str] | None) -> None:
             raise ValueError(f"imports: cannot import {name!r}: {err}") from err
 
 
-def build_model(model_cfg: Mapping[str, Any]) -> VideoMAE:
-    """MAE from the ``model`` config group: ``preset`` plus MAEConfig field overrides."""
+def build_model(model_cfg: Mapping[str, Any], load_weights: bool = True) -> VideoMAE:
+    """MAE from the ``model`` config group: ``preset`` plus MAEConfig field overrides.
+
+    ``init_from`` (a path) loads pre-trained weights, checked against the config's geometry;
+    ``load_weights=False`` skips that (the caller loads a checkpoint of its own).
+    """
     fields = dict(plain(model_cfg))
     preset = fields.pop("preset", "tiny")
-    return build_mae(preset, **fields)
+    init_from = fields.pop("init_from", None)
+    model = build_mae(preset, **fields)
+    if init_from and load_weights:
+        from adamae_rl.interop import init_from as load_pretrained
+
+        load_pretrained(model, init_from)
+    return model
 
 
 def policy_geometry(model: VideoMAE, mask_ratio: float) -> dict[str, Any]:
@@ -80,7 +90,7 @@ def load_run(run_dir: str | Path, checkpoint: str = "last.pt", map_location: str
     ckpt = load_checkpoint(path, map_location)
     cfg = ckpt["config"]
     import_plugins(cfg.get("imports"))
-    model = build_model(cfg["model"])
+    model = build_model(cfg["model"], load_weights=False)
     model.load_state_dict(ckpt["model"])
     policy = build_policy_from_config(cfg["policy"], model, cfg["mask_ratio"])
     if ckpt.get("policy") is not None:
