@@ -69,3 +69,21 @@ def test_init_from_geometry_mismatch_through_config(tmp_path):
     with pytest.raises(WeightsError, match=r"img_size: weights 32, config 64; tubelet_size: weights 2, config 4"):
         build_from_config(cfg["model"])
     assert build_from_config(cfg["model"], load_weights=False).cfg.img_size == 64
+
+
+def test_policy_init_from_through_config(tmp_path):
+    from adamae_rl.builders import build_policy_from_config
+
+    model = source_model()
+    cfg = smoke_config("policy=adaptive_official")
+    assert cfg["policy"]["num_heads"] == 8 and cfg["policy"]["qkv_bias"] is False
+    torch.manual_seed(5)
+    sampler = build_policy_from_config(cfg["policy"], model, cfg["mask_ratio"])
+    write_weights(export_weights(model, sampler), tmp_path / "with_sampler.pt", "adamae_rl")
+
+    cfg = smoke_config("policy=adaptive_official", f"policy.init_from={tmp_path / 'with_sampler.pt'}")
+    loaded = build_policy_from_config(cfg["policy"], model, cfg["mask_ratio"])
+    assert all(torch.equal(v, loaded.state_dict()[k]) for k, v in sampler.state_dict().items())
+    cfg = smoke_config(f"+policy.init_from={tmp_path / 'with_sampler.pt'}")  # the default sampler: 2 heads, q/v bias
+    with pytest.raises(WeightsError, match=r"num_heads: weights 8, policy 2; qkv_bias: weights False, policy True"):
+        build_policy_from_config(cfg["policy"], model, cfg["mask_ratio"])
