@@ -40,11 +40,21 @@ def import_plugins(modules: list[str] | None) -> None:
             raise ValueError(f"imports: cannot import {name!r}: {err}") from err
 
 
-def build_model(model_cfg: Mapping[str, Any]) -> VideoMAE:
-    """MAE from the ``model`` config group: ``preset`` plus MAEConfig field overrides."""
+def build_model(model_cfg: Mapping[str, Any], load_weights: bool = True) -> VideoMAE:
+    """MAE from the ``model`` config group: ``preset`` plus MAEConfig field overrides.
+
+    ``init_from`` (a path) loads pre-trained weights, checked against the config's geometry;
+    ``load_weights=False`` skips that (the caller loads a checkpoint of its own).
+    """
     fields = dict(plain(model_cfg))
     preset = fields.pop("preset", "tiny")
-    return build_mae(preset, **fields)
+    init_from = fields.pop("init_from", None)
+    model = build_mae(preset, **fields)
+    if init_from and load_weights:
+        from adamae_rl.interop import init_from as load_pretrained
+
+        load_pretrained(model, init_from)
+    return model
 
 
 def policy_geometry(model: VideoMAE, mask_ratio: float) -> dict[str, Any]:
@@ -106,11 +116,12 @@ def load_run(
     if not isinstance(cfg, dict) or not all(k in cfg for k in ("model", "policy", "mask_ratio")):
         raise CheckpointError(f"checkpoint {path} holds no run configuration (model, policy, mask_ratio)")
     import_plugins(list(imports))
-    model = build_model(cfg["model"])
+    model = build_model(cfg["model"], load_weights=False)  # its own weights follow
     _load_weights(model, ckpt.get("model"), "model", path)
     if not with_policy:
         return cfg, model.eval(), None, ckpt
-    policy_cfg = cfg["policy"]
+    # The checkpoint holds the policy's weights: a stored init_from file is neither needed nor read.
+    policy_cfg = {k: v for k, v in cfg["policy"].items() if k != "init_from"}
     try:
         policy = build_policy_from_config(policy_cfg, model, cfg["mask_ratio"], allowed_targets=tuple(allow_targets))
     except UnknownPolicyError as err:

@@ -78,9 +78,10 @@ class OptimConfig(_Section):
 
 
 def _model_section() -> type[BaseModel]:
-    """``preset`` plus any :class:`MAEConfig` field: sizes and counts >= 1, ratios > 0."""
+    """``preset``, ``init_from`` (pre-trained weights) and any :class:`MAEConfig` field: sizes and
+    counts >= 1, ratios > 0."""
     hints = typing.get_type_hints(MAEConfig)
-    spec: dict[str, Any] = {"preset": (str, ...)}
+    spec: dict[str, Any] = {"preset": (str, ...), "init_from": (str | None, None)}
     for f in dataclass_fields(MAEConfig):
         kind = hints[f.name]
         constraint = {"ge": 1} if kind is int else {"gt": 0} if kind is float else {}
@@ -135,6 +136,7 @@ class TrainConfig(_Section):
     objective: dict[str, Any]
     mask_ratio: float = Field(gt=0, lt=1)
     imports: list[str] = Field(default_factory=list)
+    token_grad: bool = False
     run_dir: str = resumable(min_length=1)
     trainer: TrainerConfig
     optim: OptimConfig

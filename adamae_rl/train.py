@@ -113,7 +113,7 @@ def build_parts(cfg: dict, device: torch.device, proc: Process) -> Parts:
     # Each process reads its own clip order; process 0 of a single-process run uses the seed as is.
     train_stream = make_stream(cfg["data"], "train", geometry_of(model), batch, trainer["seed"] + 1009 * proc.rank, pin)
     val_stream = make_stream(cfg["data"], "val", geometry_of(model), batch, trainer["seed"], pin)
-    env = MaskedVideoEnv(model, train_stream, batch, cfg["mask_ratio"], device, precision)
+    env = MaskedVideoEnv(model, train_stream, batch, cfg["mask_ratio"], device, precision, token_grad=cfg["token_grad"])
     val_env = MaskedVideoEnv(model, val_stream, batch, cfg["mask_ratio"], device, precision)
     policy = build_policy_from_config(cfg["policy"], model, cfg["mask_ratio"]).to(device)
     objective = build_objective_from_config(cfg["objective"], policy).to(device)

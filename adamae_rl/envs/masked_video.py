@@ -40,8 +40,8 @@ class MaskedVideoEnv(EnvBase):
     """One episode = one step: observe a batch of clips, choose masks, get per-token errors.
 
     ``reset()`` draws the next batch of clips and writes ``video`` ``[B, C, T, H, W]``,
-    ``tokens`` ``[B, N, D]`` (the MAE's patch embeddings, detached) and ``patches``
-    ``[B, N, P]``, plus whatever else the clip source provides (``label``, ``fg_tokens``, ...).
+    ``tokens`` ``[B, N, D]`` (the MAE's patch embeddings, detached unless ``token_grad``) and
+    ``patches`` ``[B, N, P]``, plus whatever else the clip source provides (``label``, ``fg_tokens``, ...).
     ``step(td)`` reads ``mask`` bool ``[B, N]`` (True = masked) and writes under ``"next"``:
     ``reward`` ``[B, N, 1]`` (detached per-token error where masked, 0 where visible) and
     ``loss_recon`` ``[B]`` (per-clip mean masked error, with gradient into the MAE; the trainer
@@ -58,6 +58,11 @@ class MaskedVideoEnv(EnvBase):
         mask_ratio: nominal share of masked tokens in (0, 1).
         device: where the MAE and observations live.
         autocast_dtype: e.g. ``torch.bfloat16`` to run the MAE under autocast in ``step``.
+        token_grad: False (default): ``tokens`` are detached, so a policy loss never reaches the
+            MAE (this toolkit's gradient separation). True reproduces the official AdaMAE code,
+            whose sampler reads the patch embeddings undetached: the policy loss then also
+            reaches ``patch_embed`` (and nothing else of the MAE; ``loss_recon`` still never
+            reaches the policy). A departure from the separation contract, for reproductions.
     """
 
     batch_locked = True
@@ -70,6 +75,7 @@ class MaskedVideoEnv(EnvBase):
         mask_ratio: float,
         device: torch.device | str | None = None,
         autocast_dtype: torch.dtype | None = None,
+        token_grad: bool = False,
     ) -> None:
         device = torch.device(device or "cpu")
         super().__init__(device=device, batch_size=torch.Size([batch_size]))
@@ -78,6 +84,7 @@ class MaskedVideoEnv(EnvBase):
         self.mask_ratio = float(mask_ratio)
         self.num_masked = count_masked(model.cfg.num_tokens, mask_ratio)
         self.autocast_dtype = autocast_dtype
+        self.token_grad = bool(token_grad)
         self.forward_module: torch.nn.Module | None = None  # e.g. DDP(model), set by the trainer
         self._pending = self._next_batch()  # peek once to learn the extra keys; served first
         self._make_specs(self._pending)
@@ -144,7 +151,8 @@ class MaskedVideoEnv(EnvBase):
         batch = self._pending if self._pending is not None else self._next_batch()
         self._pending = None
         video = batch["video"]
-        with torch.no_grad():  # the sampler's input must not carry gradient into the MAE
+        # By default the sampler's input carries no gradient into the MAE (see ``token_grad``).
+        with nullcontext() if self.token_grad else torch.no_grad():
             tokens = self.model.embed(video)
         out = {k: v for k, v in batch.items() if k not in OWN_KEYS}
         out.update(

@@ -101,7 +101,7 @@ def evaluate_run(run_dir: str | Path, options: EvalOptions, out: str | Path | No
     results: dict[str, Any] = {"pretrained": evaluate_encoder(mae, train, val, num_classes, options, device)}
     if options.random_init:
         torch.manual_seed(int(cfg["trainer"]["seed"]))  # the same initialisation pre-training started from
-        results["random_init"] = evaluate_encoder(build_model(cfg["model"]), train, val, num_classes, options, device)
+        results["random_init"] = evaluate_encoder(build_model(cfg["model"], load_weights=False), train, val, num_classes, options, device)
     primary = "finetune" if "finetune" in options.protocols else "probe"
     report = {
         "run_dir": str(run_dir), "checkpoint": options.checkpoint, "step": int(ckpt["step"]),

@@ -82,36 +82,65 @@ def sinusoid_table(num_positions: int, dim: int) -> torch.Tensor:
 
 
 class Attention(nn.Module):
-    """Multi-head self-attention with VideoMAE's qkv layout: one weight, bias on q and v only."""
+    """Multi-head self-attention with VideoMAE's qkv layout: one weight, bias on q and v only.
 
-    def __init__(self, dim: int, num_heads: int) -> None:
+    Args:
+        dim: width; num_heads: heads (``dim`` must divide evenly).
+        qkv_bias: learn the q and v biases (VideoMAE); off, the qkv projection has no bias at all
+            (AdaMAE's sampler block) and the module has no ``q_bias``/``v_bias`` parameters.
+        proj_drop: dropout after the output projection (0 = none, the MAE's default).
+    """
+
+    def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True, proj_drop: float = 0.0) -> None:
         super().__init__()
         self.num_heads = num_heads
         self.qkv = nn.Linear(dim, dim * 3, bias=False)
-        self.q_bias = nn.Parameter(torch.zeros(dim))
-        self.v_bias = nn.Parameter(torch.zeros(dim))
+        if qkv_bias:
+            self.q_bias = nn.Parameter(torch.zeros(dim))
+            self.v_bias = nn.Parameter(torch.zeros(dim))
+        else:
+            self.q_bias = self.v_bias = None
         self.proj = nn.Linear(dim, dim)
+        self.proj_drop = nn.Dropout(proj_drop) if proj_drop > 0 else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: ``[B, L, D]`` -> ``[B, L, D]``."""
         # k has no bias: a bias on k adds the same score to every key and cancels in softmax.
-        bias = torch.cat([self.q_bias, torch.zeros_like(self.v_bias), self.v_bias])
+        bias = None
+        if self.q_bias is not None:
+            bias = torch.cat([self.q_bias, torch.zeros_like(self.v_bias), self.v_bias])
         qkv = F.linear(x, self.qkv.weight, bias)
         q, k, v = rearrange(qkv, "b l (three h d) -> three b h l d", three=3, h=self.num_heads)
         out = F.scaled_dot_product_attention(q, k, v)
-        return self.proj(rearrange(out, "b h l d -> b l (h d)"))
+        return self.proj_drop(self.proj(rearrange(out, "b h l d -> b l (h d)")))
 
 
 class Block(nn.Module):
-    """Pre-norm transformer block (LayerNorm eps 1e-6, GELU MLP)."""
+    """Pre-norm transformer block (LayerNorm eps 1e-6, GELU MLP).
 
-    def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4.0) -> None:
+    The defaults are the MAE's. AdaMAE's sampler block differs in ways a reproduction sets here:
+    ``qkv_bias=False``, ``dropout=0.1`` (after the attention projection and after the MLP's second
+    linear, as VideoMAE's code places it) and ``norm_eps=1e-5``.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int,
+        mlp_ratio: float = 4.0,
+        qkv_bias: bool = True,
+        dropout: float = 0.0,
+        norm_eps: float = 1e-6,
+    ) -> None:
         super().__init__()
-        self.norm1 = nn.LayerNorm(dim, eps=1e-6)
-        self.attn = Attention(dim, num_heads)
-        self.norm2 = nn.LayerNorm(dim, eps=1e-6)
+        self.norm1 = nn.LayerNorm(dim, eps=norm_eps)
+        self.attn = Attention(dim, num_heads, qkv_bias=qkv_bias, proj_drop=dropout)
+        self.norm2 = nn.LayerNorm(dim, eps=norm_eps)
         hidden = int(dim * mlp_ratio)
-        self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim))
+        layers = [nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim)]
+        if dropout > 0:  # appended last, so parameter names (mlp.0, mlp.2) do not depend on it
+            layers.append(nn.Dropout(dropout))
+        self.mlp = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.attn(self.norm1(x))

@@ -29,6 +29,14 @@ class AdaptiveMasking(MaskingPolicy):
         num_heads: attention heads of each block (default: ``width // 64``, the head width of
             the ViT presets: 6 for ViT-S, 12 for ViT-B, 16 for ViT-L).
         mlp_ratio: MLP expansion of each block.
+        qkv_bias: q/v biases in the attention (the MAE's layout); AdaMAE's sampler has none.
+        dropout: dropout after each block's attention projection and MLP (AdaMAE: 0.1; active
+            only in training mode).
+        norm_eps: LayerNorm eps of each block (the MAE's 1e-6; AdaMAE's sampler uses 1e-5).
+        init_from: start from the sampler weights in a checkpoint (an official AdaMAE ``.pth``
+            or a file written by ``python -m adamae_rl.convert``); shapes must match this
+            configuration. ``policy=adaptive_official`` sets heads, bias, dropout and eps as
+            AdaMAE's code does.
     """
 
     in_keys = ["tokens"]
@@ -44,6 +52,10 @@ class AdaptiveMasking(MaskingPolicy):
         depth: int = 1,
         num_heads: int | None = None,
         mlp_ratio: float = 4.0,
+        qkv_bias: bool = True,
+        dropout: float = 0.0,
+        norm_eps: float = 1e-6,
+        init_from: str | None = None,
     ) -> None:
         super().__init__(grid, mask_ratio)
         width = int(width or embed_dim)
@@ -57,8 +69,17 @@ class AdaptiveMasking(MaskingPolicy):
         self.input_proj = nn.Identity() if width == embed_dim else nn.Linear(embed_dim, width)
         self.pos_embed = nn.Parameter(torch.zeros(1, self.num_tokens, width))
         nn.init.trunc_normal_(self.pos_embed, std=0.02)
-        self.blocks = nn.Sequential(*(Block(width, num_heads, mlp_ratio) for _ in range(depth)))
+        # Kept for checking imported weights against this configuration (adamae_rl.interop).
+        self.num_heads, self.mlp_ratio = num_heads, float(mlp_ratio)
+        self.qkv_bias, self.dropout, self.norm_eps = bool(qkv_bias), float(dropout), float(norm_eps)
+        self.blocks = nn.Sequential(
+            *(Block(width, num_heads, mlp_ratio, qkv_bias=qkv_bias, dropout=dropout, norm_eps=norm_eps) for _ in range(depth))
+        )
         self.head = nn.Linear(width, 1)
+        if init_from:
+            from adamae_rl.interop import init_policy_from
+
+            init_policy_from(self, init_from)
 
     def compute_logits(self, tokens: torch.Tensor) -> torch.Tensor:
         """tokens ``[*batch, N, D]`` -> logits ``[*batch, N]``."""

@@ -1,0 +1,92 @@
+"""``python -m adamae_rl.convert SRC DST``: convert pre-trained video MAE weights.
+
+Reads an official VideoMAE / VideoMAE V2 / AdaMAE ``.pth``, a Hugging Face VideoMAE directory,
+or this toolkit's file / run checkpoint, and writes this toolkit's ``.pt`` file or a Hugging Face
+directory. Every source tensor must find its place; files are read with
+``torch.load(weights_only=True)`` (no pickled code runs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+EXAMPLES = """examples:
+  python -m adamae_rl.convert checkpoint-799.pth videomae_b.pt             # official VideoMAE -> adamae_rl
+  python -m adamae_rl.convert adamae_ssv2.pth adamae.pt                    # AdaMAE, sampler included
+  python -m adamae_rl.convert videomae_b.pt hf_videomae_b/                 # -> Hugging Face directory
+  python -m adamae_rl.convert hf_videomae_b/ back.pt --to adamae_rl
+  python -m adamae_rl.convert runs/adaptive-tiny-synthetic-m0.9-s0 tiny_hf --to hf
+  python -m adamae_rl.train model=vit_b model.init_from=videomae_b.pt      # continue pre-training
+
+Shapes cannot tell attention heads or clip size; official checkpoints record them in their `args`
+and Hugging Face configs always do. Otherwise pass --num-heads/--decoder-num-heads/--img-size/--num-frames.
+"""
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m adamae_rl.convert", description=__doc__.split("\n\n")[0].split(": ", 1)[1],
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("src", type=Path, help="checkpoint file or directory to read")
+    parser.add_argument("dst", type=Path, help="file (.pt/.pth) or directory to write")
+    parser.add_argument("--from", dest="src_format", choices=["official", "hf", "adamae_rl"],
+                        help="source format (default: inferred from SRC)")
+    parser.add_argument("--to", dest="dst_format", choices=["hf", "adamae_rl"],
+                        help="target format (default: adamae_rl for a .pt/.pth DST, else hf)")
+    for flag in ("img-size", "num-frames", "num-heads", "decoder-num-heads"):
+        parser.add_argument(f"--{flag}", type=int, help="geometry the source does not record")
+    parser.add_argument("--force", action="store_true", help="overwrite an existing DST")
+    return parser.parse_args(argv)
+
+
+def target_format(dst: Path, forced: str | None) -> str:
+    if forced:
+        return forced
+    return "adamae_rl" if dst.suffix in (".pt", ".pth") else "hf"
+
+
+def run(args: argparse.Namespace) -> str:
+    """Convert; returns a one-line summary."""
+    from dataclasses import asdict
+
+    from adamae_rl.interop import complete_config, read_weights, write_weights
+
+    fmt = target_format(args.dst, args.dst_format)
+    if args.dst.exists() and not args.force:
+        raise FileExistsError(f"{args.dst} exists; pass --force to overwrite")
+    weights = read_weights(args.src, args.src_format)
+    given = {"img_size": args.img_size, "num_frames": args.num_frames, "num_heads": args.num_heads,
+             "decoder_num_heads": args.decoder_num_heads}
+    given = {k: v for k, v in given.items() if v is not None}
+    if given or fmt == "hf":
+        if weights.has_decoder:  # a full MAE: every geometry field must be known (or given)
+            full = asdict(complete_config(weights, **given))
+            if "norm_target" not in weights.config:  # not recorded by the source: do not invent it
+                full.pop("norm_target")
+            weights.config = full
+        else:
+            weights.config = {**weights.config, **given}
+    write_weights(weights, args.dst, fmt)
+    parts = [f"{len(weights.model)} MAE tensors"]
+    if weights.policy:
+        parts.append(f"{len(weights.policy)} sampler tensors")
+    if weights.classifier:
+        parts.append(f"{len(weights.classifier)} classifier tensors")
+    notes = f"; notes: {' | '.join(weights.notes)}" if weights.notes else ""
+    return f"wrote {args.dst} ({fmt}) from {weights.source}: {', '.join(parts)}{notes}"
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    try:
+        print(run(args))
+    except (ValueError, FileNotFoundError, FileExistsError, ImportError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,70 @@
+"""Loading checkpoint files without running code from them.
+
+``torch.load`` unpickles. A ``.pth`` file from the internet can carry a pickled object whose
+reconstruction calls any function (``os.system``, ...). Loading here always uses
+``weights_only=True``: only tensors, plain containers and numbers, plus an explicit allow-list
+of classes. The one class on that list is ``argparse.Namespace``, which official VideoMAE /
+VideoMAE V2 / AdaMAE checkpoints carry as ``args`` (their training options); it is turned into a
+plain dict at once. Anything else is refused before it is built.
+"""
+
+from __future__ import annotations
+
+import argparse
+import pickle
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+
+# Classes that may be rebuilt from a checkpoint, besides what weights_only allows anyway.
+ALLOWED_GLOBALS: tuple[type, ...] = (argparse.Namespace,)
+
+
+class UnsafeCheckpointError(ValueError):
+    """A checkpoint holds a pickled object outside the allow-list; nothing of it was run."""
+
+
+def safe_load(path: str | Path, map_location: str | torch.device = "cpu") -> Any:
+    """``torch.load(path, weights_only=True)`` with ``argparse.Namespace`` allowed.
+
+    Returns:
+        the file's object, with every ``argparse.Namespace`` replaced by a plain dict.
+    Raises:
+        FileNotFoundError: no such file.
+        UnsafeCheckpointError: the file pickles an object of another class (named in the message).
+        ValueError: the file is not a readable torch checkpoint.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    try:
+        with torch.serialization.safe_globals(list(ALLOWED_GLOBALS)):
+            obj = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        found = re.search(r"GLOBAL ([\w.]+)", str(err))
+        what = found.group(1) if found else "an object of a class outside the allow-list"
+        raise UnsafeCheckpointError(
+            f"refusing to load {path}: it holds a pickled {what}, which is neither a tensor, a plain "
+            f"value nor one of the allowed classes ({', '.join(_name(c) for c in ALLOWED_GLOBALS)}); "
+            "loading it could run code. Nothing from the file was executed."
+        ) from None
+    except (RuntimeError, EOFError, OSError) as err:
+        raise ValueError(f"{path} is not a readable torch checkpoint: {err}") from err
+    return _plain(obj)
+
+
+def _name(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _plain(obj: Any) -> Any:
+    """Namespaces -> dicts, recursively through dicts, lists and tuples."""
+    if isinstance(obj, argparse.Namespace):
+        return {k: _plain(v) for k, v in vars(obj).items()}
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_plain(v) for v in obj)
+    return obj
