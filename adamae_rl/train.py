@@ -326,6 +326,7 @@ def run(cfg: dict, run_dir: Path) -> dict:
         while progress.step < max_steps:
             t0 = time.perf_counter()
             metrics, td, finite = train_step(parts, cfg, precision, device)
+            _record_data_wait(parts, metrics, t0)
             if not finite:
                 _handle_nonfinite(progress, metrics, trainer, run_dir)
                 continue
@@ -347,6 +348,8 @@ def run(cfg: dict, run_dir: Path) -> dict:
                 skipped = getattr(parts.env.clips, "skipped", None)
                 if skipped is not None:
                     values["data/skipped"] = skipped
+                if proc.is_main:
+                    _check_data_wait(parts, values)
                 if metric_log:
                     metric_log.log(step, values)
                 if pbar is not None:
@@ -394,6 +397,21 @@ def run(cfg: dict, run_dir: Path) -> dict:
         metric_log.close()
     shutdown()
     return summary
+
+
+# Data wait: the clip stream measures how long each step blocked on the next batch.
+def _record_data_wait(parts: Parts, metrics: dict, step_start: float) -> None:
+    """Add ``train/data_wait_share``: the share of this step spent waiting for its batch."""
+    take_wait = getattr(parts.env.clips, "take_wait_seconds", None)
+    if take_wait is not None:
+        metrics["train/data_wait_share"] = take_wait() / max(time.perf_counter() - step_start, 1e-9)
+
+
+def _check_data_wait(parts: Parts, values: dict) -> None:
+    """Let the stream warn once, with remedies, when the window's wait share stays high."""
+    check = getattr(parts.env.clips, "check_wait_share", None)
+    if check is not None and "train/data_wait_share" in values:
+        check(values["train/data_wait_share"])
 
 
 def _handle_nonfinite(progress: Progress, metrics: dict, trainer: dict, run_dir: Path) -> None:
