@@ -4,7 +4,7 @@
 
 - ``decord`` -- the default where it installs (its wheels cover Linux x86-64 and Windows x86-64);
 - ``torchcodec`` -- PyTorch's maintained decoder (``pip install 'adamae_rl[torchcodec]'``, needs
-  FFmpeg's shared libraries); the only one that can also decode on a CUDA device;
+  FFmpeg's shared libraries on the system); the only one that can also decode on a CUDA device;
 - ``pyav`` -- PyAV, a dependency anyway (clips are written with it), so always there;
 - ``auto`` -- the first of decord, torchcodec, pyav that works here, named once in the log.
 
@@ -40,7 +40,7 @@ DEVICES = ("cpu", "cuda")
 INSTALL_HINTS = {
     "decord": "pip install decord (wheels exist for Linux x86-64 and Windows x86-64 only; elsewhere use "
     "data.decoder=torchcodec or data.decoder=pyav)",
-    "torchcodec": "pip install 'adamae_rl[torchcodec]' (it also needs FFmpeg 4-7 shared libraries, e.g. "
+    "torchcodec": "pip install 'adamae_rl[torchcodec]' (it also needs FFmpeg's shared libraries, e.g. "
     "apt-get install libavcodec59 libavformat59 libavutil57 libswscale6 libswresample4 libavdevice59 "
     "libavfilter8 on Debian 12; with the CPU build of torch 2.13 use torchcodec<0.14: later Linux wheels "
     "on PyPI need the CUDA build)",
