@@ -252,6 +252,9 @@ class _PyAVVideo(OpenVideo):
     ``i`` is the packet with the ``i``-th smallest timestamp. Reading seeks to the keyframe before
     the first wanted frame and decodes forward; it seeks again only when the next wanted frame
     lies behind a later keyframe.
+
+    Streams whose packets lack timestamps are read in order from the start instead, frame ``i``
+    being the ``i``-th decoded frame: slower, but needs no timestamps.
     """
 
     def __init__(self, path: str, size: tuple[int, int] | None, threads: int, device: str) -> None:
@@ -264,18 +267,22 @@ class _PyAVVideo(OpenVideo):
         self._stream = self._container.streams.video[0]
         self._stream.codec_context.thread_count = threads
         self.size = size
-        stamps, keys = [], []
+        stamps, keys, missing = [], [], False
         for packet in self._container.demux(self._stream):
-            stamp = packet.pts if packet.pts is not None else packet.dts
-            if stamp is not None and packet.size > 0:  # the flush packet has neither
-                stamps.append(stamp)
-                if packet.is_keyframe:
-                    keys.append(stamp)
-        self._pts = np.sort(np.asarray(stamps, dtype=np.int64))
-        self._keyframes = np.sort(np.asarray(keys or stamps[:1], dtype=np.int64))
-        self.num_frames = len(self._pts)
+            if packet.size == 0:  # the flush packet
+                continue
+            missing |= packet.pts is None
+            stamps.append(packet.pts if packet.pts is not None else packet.dts)
+            if packet.is_keyframe:
+                keys.append(stamps[-1])
+        self.sequential = missing
+        self.num_frames = len(stamps)
+        if not self.sequential:
+            self._pts = np.sort(np.asarray(stamps, dtype=np.int64))
+            self._keyframes = np.sort(np.asarray(keys or stamps[:1], dtype=np.int64))
         self._frames: Any = None  # the running decode generator
         self._last_pts: int | None = None
+        self._position = -1  # sequential mode: index of the last decoded frame
 
     def _keyframe_before(self, pts: int) -> int:
         at = int(np.searchsorted(self._keyframes, pts, side="right")) - 1
@@ -287,6 +294,8 @@ class _PyAVVideo(OpenVideo):
         self._last_pts = None
 
     def get_frames(self, indices: Sequence[int]) -> torch.Tensor:
+        if self.sequential:
+            return torch.from_numpy(np.stack([self._decode_index(int(i)) for i in indices]))
         out = []
         for index in indices:
             target = int(self._pts[int(index)])
@@ -306,6 +315,17 @@ class _PyAVVideo(OpenVideo):
             if frame.pts > target:
                 break
         raise VideoReadError(f"decoding failed: frame at timestamp {target} not decodable")
+
+    def _decode_index(self, index: int) -> np.ndarray:
+        """Sequential mode: decode on (from the start when going back) to frame ``index``."""
+        if self._frames is None or self._position >= index:
+            self._container.seek(0, stream=self._stream, backward=True, any_frame=False)
+            self._frames, self._position = self._container.decode(self._stream), -1
+        for frame in self._frames:
+            self._position += 1
+            if self._position == index:
+                return self._to_rgb(frame)
+        raise VideoReadError(f"decoding failed: the stream ended after {self._position + 1} frames")
 
     def _to_rgb(self, frame: Any) -> np.ndarray:
         if self.size is None:

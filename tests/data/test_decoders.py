@@ -113,6 +113,15 @@ def test_dataset_reads_the_promised_frames_with_every_backend(gray_video, frame_
         assert frame_ids(dataset[(0, draw_seed)]["video"]) == want
 
 
+def test_pyav_reads_in_order_when_timestamps_are_missing(textured) -> None:
+    path, _ = textured
+    with open_video(str(path), "pyav") as seeking, open_video(str(path), "pyav") as ordered:
+        assert not seeking.sequential
+        ordered.sequential = True  # what packets without timestamps switch on
+        for window in windows():  # the last window starts at 0: the ordered reader starts over
+            assert torch.equal(read_frames(ordered, window), read_frames(seeking, window))
+
+
 def test_scaled_size() -> None:
     assert scaled_size(640, 360, None) is None and scaled_size(640, 360, 400) is None
     assert scaled_size(640, 360, 180) == (320, 180)
