@@ -322,6 +322,7 @@ def run(cfg: dict, run_dir: Path) -> dict:
     pbar = _progress_bar(trainer, progress.step, proc)
     window_start, window_clips = time.perf_counter(), 0
     max_steps = int(trainer["max_steps"])
+    _discard_data_wait(parts)
     try:
         while progress.step < max_steps:
             t0 = time.perf_counter()
@@ -405,6 +406,13 @@ def _record_data_wait(parts: Parts, metrics: dict, step_start: float) -> None:
     take_wait = getattr(parts.env.clips, "take_wait_seconds", None)
     if take_wait is not None:
         metrics["train/data_wait_share"] = take_wait() / max(time.perf_counter() - step_start, 1e-9)
+
+
+def _discard_data_wait(parts: Parts) -> None:
+    """Forget waits before the loop: the env peeked at a batch while it was built."""
+    take_wait = getattr(parts.env.clips, "take_wait_seconds", None)
+    if take_wait is not None:
+        take_wait()
 
 
 def _check_data_wait(parts: Parts, values: dict) -> None:

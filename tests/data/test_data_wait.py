@@ -75,7 +75,9 @@ def test_training_logs_the_wait_share_and_warns(tmp_path: Path, monkeypatch: pyt
         smoke_run(tmp_path, "trainer.max_steps=8", "trainer.eval_every=8", "trainer.tensorboard=true")
     records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     shares = [r["train/data_wait_share"] for r in records if "train/data_wait_share" in r]
-    assert len(shares) == 4 and all(WAIT_SHARE_WARN < s <= 1 for s in shares), shares  # log_every=2
+    assert len(shares) == 4 and all(0 <= s <= 1 for s in shares), shares  # log_every=2
+    # The first step is served from the batch the env peeked at while being built: no wait there.
+    assert all(s > WAIT_SHARE_WARN for s in shares[1:]), shares
     warnings = [r for r in caplog.records if "waiting for data" in r.getMessage()]
     assert len(warnings) == 1 and "data.num_workers=0" in warnings[0].getMessage()
 
