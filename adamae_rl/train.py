@@ -55,6 +55,7 @@ RESUMABLE_CHANGES = {
     "run_dir", "trainer.max_steps", "trainer.log_every", "trainer.eval_every", "trainer.ckpt_every",
     "trainer.keep_checkpoints", "trainer.resume", "trainer.device", "trainer.progress",
     "trainer.tensorboard", "trainer.eval_batches", "data.num_workers",
+    "data.decoder", "data.decode_device",  # every decoder gives the same frames
 }
 
 
