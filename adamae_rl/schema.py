@@ -113,6 +113,9 @@ class VideoData(_Section):
     repeat: int = Field(ge=1)
     decode_short_side: int | None = Field(default=None, ge=1)
     decode_threads: int = Field(ge=0)
+    # Every backend gives the same frames, so a resumed run may switch (or predate these keys).
+    decoder: str = resumable("auto")
+    decode_device: str = resumable("cpu")
     num_workers: int = resumable(ge=0)
     persistent_workers: bool = resumable()
     strict: bool

@@ -363,10 +363,12 @@ def _run_locked(cfg: dict, run_dir: Path, proc: Process, device: torch.device, o
     pbar = _progress_bar(trainer, progress.step, proc)
     window_start, window_clips = time.perf_counter(), 0
     max_steps = int(trainer["max_steps"])
+    _discard_data_wait(parts)
     try:
         while progress.step < max_steps:
             t0 = time.perf_counter()
             metrics, td, finite = train_step(parts, cfg, precision, device)
+            _record_data_wait(parts, metrics, t0)
             if not finite:
                 _handle_nonfinite(progress, metrics, trainer, run_dir)
                 continue
@@ -388,6 +390,8 @@ def _run_locked(cfg: dict, run_dir: Path, proc: Process, device: torch.device, o
                 skipped = getattr(parts.env.clips, "skipped", None)
                 if skipped is not None:
                     values["data/skipped"] = skipped
+                if proc.is_main:
+                    _check_data_wait(parts, values)
                 if metric_log:
                     metric_log.log(step, values)
                 if pbar is not None:
@@ -435,6 +439,28 @@ def _run_locked(cfg: dict, run_dir: Path, proc: Process, device: torch.device, o
         metric_log.close()
     shutdown()
     return summary
+
+
+# Data wait: the clip stream measures how long each step blocked on the next batch.
+def _record_data_wait(parts: Parts, metrics: dict, step_start: float) -> None:
+    """Add ``train/data_wait_share``: the share of this step spent waiting for its batch."""
+    take_wait = getattr(parts.env.clips, "take_wait_seconds", None)
+    if take_wait is not None:
+        metrics["train/data_wait_share"] = take_wait() / max(time.perf_counter() - step_start, 1e-9)
+
+
+def _discard_data_wait(parts: Parts) -> None:
+    """Forget waits before the loop: the env peeked at a batch while it was built."""
+    take_wait = getattr(parts.env.clips, "take_wait_seconds", None)
+    if take_wait is not None:
+        take_wait()
+
+
+def _check_data_wait(parts: Parts, values: dict) -> None:
+    """Let the stream warn once, with remedies, when the window's wait share stays high."""
+    check = getattr(parts.env.clips, "check_wait_share", None)
+    if check is not None and "train/data_wait_share" in values:
+        check(values["train/data_wait_share"])
 
 
 def _handle_nonfinite(progress: Progress, metrics: dict, trainer: dict, run_dir: Path) -> None:

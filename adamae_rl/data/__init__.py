@@ -1,4 +1,4 @@
-"""Clip sources: built-in synthetic clips, decord video datasets, normalization, batch streams."""
+"""Clip sources: built-in synthetic clips, video datasets (decord, torchcodec or PyAV), normalization, batch streams."""
 
 from adamae_rl.data.loader import ClipStream
 from adamae_rl.data.synthetic import SyntheticClips

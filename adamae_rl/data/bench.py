@@ -1,12 +1,13 @@
-"""Loader throughput on a video list, side by side with a plain sequential loop.
+"""Loader throughput on a video list for each decoder backend, next to a plain sequential loop.
 
-    python -m adamae_rl.data.bench LIST --workers 0 1 2 --batches 8 --frames 16 --size 64
+    python -m adamae_rl.data.bench LIST --decoder decord torchcodec pyav --workers 0 1 2
 
-For each worker count it times ``ClipStream`` over the list (train-mode sampling, after one
-warm-up batch that also starts the workers) and compares it with a sequential loop over the
-same sample keys in this process: the same decode and transforms, no DataLoader. The
-sequential loop also measures the share of its time spent inside decord (open, ``get_batch``,
-close). Readers take turns for ``--rounds`` rounds; each figure is the median.
+For each decoder and worker count it times ``ClipStream`` over the list (train-mode sampling,
+after warm-up batches that also start the workers) and compares it with a sequential loop over
+the same sample keys in this process: the same decode and transforms, no DataLoader. The
+sequential loop also measures the share of its time spent inside the decoder (open, frame reads,
+close). Every decoder reads the same clips. Readers take turns for ``--rounds`` rounds; each
+figure is the median. ``--decoder all`` takes every backend that runs here.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from collections.abc import Sequence
 
 import torch
 
+from adamae_rl.data.decoders import BACKENDS, available_backends, resolve_decoder
 from adamae_rl.data.factory import ClipGeometry
-from adamae_rl.data.loader import ClipStream, ResumableSampler, SampleKey
+from adamae_rl.data.loader import ClipStream, DataError, ResumableSampler, SampleKey
 from adamae_rl.data.video import SamplingOptions, VideoClips, read_video_list
 
 
@@ -60,6 +62,9 @@ def time_stream(
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("list_file")
+    parser.add_argument("--decoder", nargs="+", default=["auto"],
+                        help=f"decoder backends to compare: auto, all, {', '.join(BACKENDS)} (default: auto)")
+    parser.add_argument("--decode-device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--root", default=None)
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--batches", type=int, default=16, help="timed batches per run")
@@ -81,41 +86,63 @@ def main(argv: Sequence[str] | None = None) -> None:
     torch.set_num_threads(args.torch_threads)
 
     geometry = ClipGeometry(args.frames, args.size, args.patch, args.tubelet)
-    options = SamplingOptions(
-        sampling_rate=args.sampling_rate,
-        temporal_mode=args.temporal_mode,
-        repeat=args.repeat,
-        decode_short_side=args.decode_short_side,
-    )
-    dataset = VideoClips(read_video_list(args.list_file, args.root), geometry, options, train=True)
+    entries = read_video_list(args.list_file, args.root)
+    try:
+        names = available_backends() if args.decoder == ["all"] else [resolve_decoder(n, args.decode_device) for n in args.decoder]
+    except (ValueError, DataError) as err:  # unknown or missing decoder: one line, not a traceback
+        parser.error(str(err))
+    if args.decode_device == "cuda":
+        args.workers = [0]  # CUDA decoding runs in the main process (see ClipStream)
+    datasets = {}
+    for name in dict.fromkeys(names):  # once each, in the order given
+        options = SamplingOptions(
+            sampling_rate=args.sampling_rate,
+            temporal_mode=args.temporal_mode,
+            repeat=args.repeat,
+            decode_short_side=args.decode_short_side,
+            decoder=name,
+            decode_device=args.decode_device,
+        )
+        datasets[name] = VideoClips(entries, geometry, options, train=True)
+
     # Warm-up batches are drawn but not timed, the same ones for every reader, so that all of
     # them time the same clips; each worker process needs its own first decode.
     warmup = max(1, *args.workers)
     items = args.batch_size // args.repeat
-    keys = stream_keys(len(dataset), args.seed, (warmup + args.batches) * items)
-    time_sequential(dataset, keys[: warmup * items])
+    keys = stream_keys(len(entries), args.seed, (warmup + args.batches) * items)
+    for dataset in datasets.values():
+        time_sequential(dataset, keys[: warmup * items])
     # Rounds interleave the readers, and the median damps one-off stalls of a shared machine.
-    sequential, shares, streams = [], [], {w: [] for w in args.workers}
+    sequential = {name: [] for name in datasets}
+    shares = {name: [] for name in datasets}
+    streams = {(name, w): [] for name in datasets for w in args.workers}
     for _ in range(args.rounds):
-        rate, share = time_sequential(dataset, keys[warmup * items :])
-        sequential.append(rate)
-        shares.append(share)
-        for workers in args.workers:
-            streams[workers].append(time_stream(dataset, args.batch_size, workers, warmup, args.batches, args.seed))
+        for name, dataset in datasets.items():
+            rate, share = time_sequential(dataset, keys[warmup * items :])
+            sequential[name].append(rate)
+            shares[name].append(share)
+            for workers in args.workers:
+                streams[name, workers].append(
+                    time_stream(dataset, args.batch_size, workers, warmup, args.batches, args.seed)
+                )
 
-    base = statistics.median(sequential)
     clips = args.batches * args.batch_size
     print(
-        f"{args.list_file}: {len(dataset)} videos, {clips} timed clips of [3, {args.frames}, {args.size}, "
-        f"{args.size}], median of {args.rounds} rounds"
+        f"{args.list_file}: {len(entries)} videos, {clips} timed clips of [3, {args.frames}, {args.size}, "
+        f"{args.size}] per reader, median of {args.rounds} rounds"
     )
     # Other processes on the machine change every figure; say how busy it was.
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
-    print(f"{'reader':<20}{'clips/s':>10}{'vs sequential':>16}")
-    print(f"{'sequential loop':<20}{base:>10.1f}{1.0:>15.2f}x   decode share {statistics.median(shares):.0%}")
-    for workers, rates in streams.items():
-        rate = statistics.median(rates)
-        print(f"{f'stream workers={workers}':<20}{rate:>10.1f}{rate / base:>15.2f}x")
+    print(f"| {'decoder':<11}| {'reader':<18}| {'clips/s':>8} | {'vs sequential':>13} | {'decode share':>12} |")
+    print(f"|{'-' * 12}|{'-' * 19}|{'-' * 10}|{'-' * 15}|{'-' * 14}|")
+    for name in datasets:
+        base = statistics.median(sequential[name])
+        share = statistics.median(shares[name])
+        print(f"| {name:<11}| {'sequential loop':<18}| {base:>8.1f} | {1.0:>12.2f}x | {share:>12.0%} |")
+        for workers in args.workers:
+            rate = statistics.median(streams[name, workers])
+            print(f"| {name:<11}| {f'stream workers={workers}':<18}| {rate:>8.1f} | {rate / base:>12.2f}x | {'':>12} |")
+
 
 if __name__ == "__main__":
     main()

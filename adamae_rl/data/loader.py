@@ -8,7 +8,7 @@ The sampler yields *sample keys* ``(index, draw_seed)``: datasets with random au
 their per-item randomness from ``draw_seed`` (never from worker-local RNG), so the stream is
 deterministic whatever ``num_workers`` is. Datasets without randomness ignore it.
 
-Two optional dataset hooks (used by the decord video dataset):
+Optional dataset hooks (used by the video dataset):
 
 - ``dataset.clips_per_item = R`` (repeated sampling): each item holds ``R`` clips stacked on a
   leading dim; the loader then batches ``batch_size // R`` items and flattens, so every batch
@@ -18,12 +18,21 @@ Two optional dataset hooks (used by the decord video dataset):
   the stream pops it in the main process, logs each bad file once (logger ``adamae_rl.data``),
   counts it in ``stream.skipped`` and stops the run when the share of failed reads exceeds
   ``max_skip_share`` (default: ``dataset.max_skip_share``, else no limit).
+- ``dataset.decode_in_main_process = True`` (decoding on a CUDA device): no worker processes and
+  no pinned memory, since CUDA cannot run in forked workers and its tensors cannot be pinned.
+
+The stream also measures how long the training loop waits for data: ``wait_seconds`` adds up the
+time each ``next()`` blocked, and ``take_wait_seconds()`` reads and resets it, so the trainer can
+report the share of each step spent waiting (``train/data_wait_share``). ``check_wait_share``
+warns once, with the remedies, when that share stays high.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
+import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -38,6 +47,10 @@ SKIPPED_KEY = "skipped"
 # The skip share is judged only after this many reads: one bad file among the first few reads
 # says nothing about the data set.
 MIN_READS_FOR_SHARE = 20
+# The loop waits for data "too long" when more than this share of its steps is spent waiting, in
+# this many logging windows in a row (the first window, with the workers' start-up, not counted).
+WAIT_SHARE_WARN = 1 / 3
+WAIT_WINDOWS_TO_WARN = 2
 
 log = logging.getLogger("adamae_rl.data")
 
@@ -134,6 +147,8 @@ class ClipStream:
         skipped: distinct bad files skipped so far (each logged once).
         failed_reads: failed reads so far (a bad file drawn twice counts twice).
         reads: all reads so far, good and failed.
+        wait_seconds: seconds ``next()`` blocked since the last ``take_wait_seconds()``.
+        num_workers: loader worker processes actually used.
     """
 
     def __init__(
@@ -174,6 +189,12 @@ class ClipStream:
         self.skipped, self.failed_reads, self.reads = 0, 0, 0
         self._bad_files: set[str] = set()
         self.sampler = ResumableSampler(len(dataset), seed=seed, shuffle=shuffle, cycles=cycles)
+        if getattr(dataset, "decode_in_main_process", False):
+            num_workers, pin_memory = 0, False
+        self.num_workers = num_workers
+        self.wait_seconds = 0.0
+        self._high_wait_windows = -1  # -1: the first window is not judged
+        self._wait_warned = False
         extra = {}
         if num_workers > 0:
             extra["persistent_workers"] = persistent_workers
@@ -200,6 +221,16 @@ class ClipStream:
         return self
 
     def __next__(self) -> dict[str, torch.Tensor]:
+        start = time.perf_counter()
+        try:
+            batch = self._next_batch()
+        finally:
+            self.wait_seconds += time.perf_counter() - start
+        if isinstance(batch, dict):
+            self._record_skips(batch.pop(SKIPPED_KEY, ()))
+        return batch
+
+    def _next_batch(self) -> Any:
         if self._iter is None:
             self._iter = iter(self.loader)
         try:
@@ -210,9 +241,49 @@ class ClipStream:
             self._iter = iter(self.loader)
             batch = next(self._iter)
         self.sampler.start += self.items_per_batch  # counts consumed items, not prefetched ones
-        if isinstance(batch, dict):
-            self._record_skips(batch.pop(SKIPPED_KEY, ()))
         return batch
+
+    def take_wait_seconds(self) -> float:
+        """Seconds ``next()`` blocked since the last call (or the start); resets the count."""
+        waited, self.wait_seconds = self.wait_seconds, 0.0
+        return waited
+
+    def check_wait_share(self, share: float) -> bool:
+        """Judge one logging window's share of step time spent waiting for data.
+
+        Logs one warning per stream, with the remedies, when the share exceeds ``WAIT_SHARE_WARN``
+        in ``WAIT_WINDOWS_TO_WARN`` windows in a row (the first window, which includes starting
+        the workers, is not judged). Returns True when it warned now.
+        """
+        if self._high_wait_windows < 0:
+            self._high_wait_windows = 0
+            return False
+        self._high_wait_windows = self._high_wait_windows + 1 if share > WAIT_SHARE_WARN else 0
+        if self._wait_warned or self._high_wait_windows < WAIT_WINDOWS_TO_WARN:
+            return False
+        self._wait_warned = True
+        log.warning("%s", self.wait_advice(share))
+        return True
+
+    def wait_advice(self, share: float) -> str:
+        """The warning text: how much the loop waits and what makes the data come faster."""
+        workers, cpus = self.num_workers, os.cpu_count() or 1
+        remedies = [f"more loader workers (data.num_workers={workers} now, {cpus} CPUs here)"]
+        decoder = getattr(self.dataset, "decoder", None)
+        if decoder is not None:  # a video dataset
+            remedies += [
+                "videos re-encoded once to the size and frame rate training needs "
+                "(python -m adamae_rl.data.prepare LIST OUT --short-side 160, then train on OUT's list)",
+                "data.decode_short_side=<about 1.15 x the model's img_size> (scale while decoding)",
+                "data.repeat=2 or more (several clips from each decoded video)",
+                f"another decoder (data.decoder={decoder} now; compare them with python -m adamae_rl.data.bench "
+                "LIST --decoder decord torchcodec pyav), or data.decoder=torchcodec data.decode_device=cuda on a GPU",
+            ]
+        return (
+            f"the training loop spent {share:.0%} of its step time waiting for data (more than "
+            f"{WAIT_SHARE_WARN:.0%} for {WAIT_WINDOWS_TO_WARN} logging windows in a row): the model idles while "
+            "clips are decoded. Remedies: " + "; ".join(remedies)
+        )
 
     def _record_skips(self, reports: Sequence[SkipReport]) -> None:
         """Log each new bad file once, count reads, stop when too many of them failed."""

@@ -1,4 +1,4 @@
-"""Real videos decoded with decord: list files, temporal sampling, multi-scale crops, bad files.
+"""Real videos: list files, temporal sampling, multi-scale crops, bad files.
 
 ``data=video`` reads a VideoMAE-style list file and yields the same items as the synthetic
 clips: ``video`` float ``[3, T, H, W]`` (ImageNet-normalized), ``label`` int64 scalar (-1 when the
@@ -12,6 +12,10 @@ List files (one video a line, fields separated by whitespace, blank lines ignore
 
 A relative ``path`` is joined to ``root`` when one is given, else to the list file's folder.
 Paths may not contain spaces (as in VideoMAE).
+
+Frames come from the decoder named by ``data.decoder`` (decord, torchcodec or PyAV; ``auto`` takes
+the first that works here, see :mod:`adamae_rl.data.decoders`); every backend gives the same
+frames for the same indices, so the choice changes speed, not the clips.
 
 Every random choice of an item (temporal window, crop, flip, the replacement of a bad file) is
 drawn from a generator seeded by the sample key's ``draw_seed``, so the stream is the same with
@@ -37,6 +41,13 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
+from adamae_rl.data.decoders import (
+    VideoReadError,
+    open_video,
+    read_frames,
+    resolve_decoder,
+    short_reason,
+)
 from adamae_rl.data.factory import ClipGeometry
 from adamae_rl.data.loader import SKIPPED_KEY, DataError, SampleKey, log, split_key
 from adamae_rl.data.synthetic import pixel_mask_to_tokens, token_grid
@@ -47,10 +58,6 @@ FG_SUFFIX = ".fg.npz"
 # A draw that keeps hitting bad files gives up after this many reads: the stream's skip-share
 # check normally stops a run long before, this only guards against an endless loop.
 MAX_READ_ATTEMPTS = 20
-
-
-class VideoReadError(Exception):
-    """One video cannot give a clip; the message is the reason (the caller knows the path)."""
 
 
 class BadVideoError(DataError):
@@ -270,74 +277,6 @@ def load_fg_mask(path: str | os.PathLike) -> torch.Tensor:
     return torch.from_numpy(bits.reshape(shape).astype(bool))
 
 
-def check_file(path: str) -> None:
-    """Cheap checks that name the reason better than a decoder error would."""
-    if not os.path.exists(path):
-        if os.path.islink(path):  # exists() follows links: a loop or a dangling link is not "missing"
-            raise VideoReadError("broken symbolic link or symbolic link loop")
-        raise VideoReadError("missing file")
-    if not os.path.isfile(path):
-        raise VideoReadError("not a regular file")
-    if os.path.getsize(path) == 0:
-        raise VideoReadError("empty file (0 bytes)")
-    if not os.access(path, os.R_OK):
-        raise VideoReadError("permission denied")
-    if _looks_like_text(path):
-        # FFmpeg would "decode" a text file as rendered terminal output, one frame or a few.
-        raise VideoReadError("not a video (text file)")
-
-
-def _looks_like_text(path: str) -> bool:
-    """Printable ASCII in the first bytes: a list or note saved under a video's name."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(512)
-    except OSError:
-        return False
-    return bool(head) and all(32 <= b < 127 or b in b"\t\r\n" for b in head)
-
-
-def _decode_size(path: str, short_side: int | None) -> tuple[int, int]:
-    """``(width, height)`` for decord to scale to at decode time; ``(-1, -1)`` keeps the size.
-
-    Decoding straight to a smaller size saves the resize of every full-size frame; decord needs
-    both sides, so the aspect ratio comes from a header-only probe with PyAV.
-    """
-    if short_side is None:
-        return -1, -1
-    import av
-
-    with av.open(path) as container:
-        ctx = container.streams.video[0].codec_context
-        width, height = ctx.width, ctx.height
-    if min(width, height) <= short_side:
-        return -1, -1
-    ratio = short_side / min(width, height)
-    # Even sides: yuv420 scalers round odd sizes anyway.
-    return 2 * round(width * ratio / 2), 2 * round(height * ratio / 2)
-
-
-def open_video(path: str, decode_short_side: int | None = None, threads: int = 1) -> Any:
-    """A decord ``VideoReader``; any failure becomes ``VideoReadError`` with a short reason."""
-    import decord
-
-    check_file(path)
-    try:
-        width, height = _decode_size(path, decode_short_side)
-        reader = decord.VideoReader(path, ctx=decord.cpu(0), width=width, height=height, num_threads=threads)
-    except Exception as err:  # decord and PyAV raise plain RuntimeError / their own errors
-        raise VideoReadError(f"cannot open as video: {_short(err)}") from None
-    if len(reader) == 0:
-        raise VideoReadError("no video frames")
-    return reader
-
-
-def _short(err: Exception) -> str:
-    """First line of a decoder error without decord's source-location prefix."""
-    text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-    return text.rsplit("] ", 1)[-1][:160]
-
-
 # --------------------------------------------------------------------------- the dataset
 
 
@@ -353,6 +292,8 @@ class SamplingOptions:
     repeat: int = 1
     decode_short_side: int | None = None
     decode_threads: int = 1
+    decoder: str = "auto"
+    decode_device: str = "cpu"
 
     def __post_init__(self) -> None:
         if self.temporal_mode not in TEMPORAL_MODES:
@@ -364,7 +305,7 @@ class SamplingOptions:
 
 
 class VideoClips(Dataset):
-    """Clips from a list of videos, decoded with decord.
+    """Clips from a list of videos, decoded with the backend ``options.decoder`` names.
 
     Args:
         entries: videos and labels (see :func:`read_video_list`).
@@ -373,6 +314,9 @@ class VideoClips(Dataset):
         train: random windows, crops and flips; else centre window and centre crop.
         strict: raise :class:`BadVideoError` at the first bad file instead of skipping it.
         max_skip_share: read by ``ClipStream``: the share of failed reads that stops a run.
+
+    Raises:
+        ValueError / DecoderUnavailable: an unknown decoder, or one that cannot run here.
 
     Items (``R = options.repeat`` clips from one decode; without a leading ``R`` dim when 1):
         ``video`` float ``[R, 3, T, H, W]``, ``label`` int64 ``[R]``, ``fg_tokens`` bool ``[R, N]``
@@ -398,7 +342,11 @@ class VideoClips(Dataset):
         self.strict = strict
         self.max_skip_share = max_skip_share
         self.clips_per_item = options.repeat
-        self.decode_seconds = 0.0  # time inside decord, this process only (used by the benchmark)
+        self.decoder = resolve_decoder(options.decoder, options.decode_device)
+        # Read by ClipStream: CUDA cannot be used in forked loader workers, so GPU decoding runs
+        # in the training process.
+        self.decode_in_main_process = options.decode_device == "cuda"
+        self.decode_seconds = 0.0  # time inside the decoder, this process only (used by the benchmark)
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -447,15 +395,12 @@ class VideoClips(Dataset):
             the video's frame count; the windows (frame indices of each clip); ``wanted``, their
             sorted union; frames uint8 ``[len(wanted), H, W, 3]``.
         """
-        reader = open_video(path, self.options.decode_short_side, self.options.decode_threads)
-        num_video_frames = len(reader)
-        windows = [self._frame_indices(num_video_frames, rng) for _ in range(self.options.repeat)]
-        wanted = np.unique(np.concatenate(windows))
-        try:
-            frames = torch.from_numpy(reader.get_batch(wanted.tolist()).asnumpy())
-        except Exception as err:
-            raise VideoReadError(f"decoding failed: {_short(err)}") from None
-        del reader  # closing the file is decoder time too
+        opts = self.options
+        with open_video(path, self.decoder, opts.decode_short_side, opts.decode_threads, opts.decode_device) as video:
+            num_video_frames = video.num_frames
+            windows = [self._frame_indices(num_video_frames, rng) for _ in range(opts.repeat)]
+            wanted = np.unique(np.concatenate(windows))
+            frames = read_frames(video, wanted.tolist())
         return num_video_frames, windows, wanted, frames
 
     def _frame_indices(self, num_video_frames: int, rng: np.random.Generator) -> np.ndarray:
@@ -480,7 +425,7 @@ class VideoClips(Dataset):
             flip = opts.flip and bool(rng.random() < 0.5)
         else:
             box, flip = centre_crop_box(height, width), False
-        clip = {"video": transform_frames(frames[torch.from_numpy(rows)], box, size, flip)}
+        clip = {"video": transform_frames(frames[torch.from_numpy(rows).to(frames.device)], box, size, flip)}
         if mask is not None:
             mask_box = rescale_box(box, (height, width), tuple(mask.shape[1:]))
             fg = transform_mask(mask[torch.from_numpy(indices)], mask_box, size, flip)
@@ -495,7 +440,7 @@ class VideoClips(Dataset):
         try:
             mask = load_fg_mask(path)
         except Exception as err:  # a broken mask makes the item unusable like a broken video
-            raise VideoReadError(f"unreadable foreground mask {path.name}: {_short(err)}") from None
+            raise VideoReadError(f"unreadable foreground mask {path.name}: {short_reason(err)}") from None
         if mask.dim() != 3 or mask.shape[0] != num_video_frames:
             raise VideoReadError(
                 f"foreground mask {path.name} has shape {tuple(mask.shape)}, video has {num_video_frames} frames"
@@ -518,6 +463,8 @@ def sampling_options(cfg: Mapping[str, Any], train: bool) -> SamplingOptions:
         repeat=int(cfg.get("repeat", 1)) if train else 1,
         decode_short_side=None if short_side is None else int(short_side),
         decode_threads=int(cfg.get("decode_threads", 1)),
+        decoder=str(cfg.get("decoder", "auto")),
+        decode_device=str(cfg.get("decode_device", "cpu")),
     )
 
 

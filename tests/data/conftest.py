@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from adamae_rl.data.decoders import BACKENDS, backend_problem
 from adamae_rl.data.factory import ClipGeometry
 from adamae_rl.data.make_synthetic import write_video
 from adamae_rl.data.transforms import denormalize
@@ -35,6 +36,15 @@ def _write_list(path: Path, videos: list[Path], label: int = 0) -> Path:
     """A VideoMAE list with absolute paths."""
     path.write_text("".join(f"{v} {label}\n" for v in videos))
     return path
+
+
+@pytest.fixture(params=BACKENDS)
+def decoder(request: pytest.FixtureRequest) -> str:
+    """Each video decoder backend in turn; one that cannot run here is skipped, saying why."""
+    problem = backend_problem(request.param)
+    if problem is not None:
+        pytest.skip(f"decoder {request.param} cannot run here: {problem}")
+    return request.param
 
 
 @pytest.fixture

@@ -1,4 +1,8 @@
-"""Video clips through ClipStream: worker determinism, repeated sampling, bad files."""
+"""Video clips through ClipStream: worker determinism, repeated sampling, bad files.
+
+Every test runs once per video decoder backend (the ``decoder`` fixture): bad files must be
+skipped, named and counted the same way whichever backend reads them.
+"""
 
 from __future__ import annotations
 
@@ -14,11 +18,12 @@ from adamae_rl.data.video import BadVideoError, SamplingOptions, VideoClips, rea
 
 
 @pytest.fixture
-def dataset_for(geometry: ClipGeometry):
+def dataset_for(geometry: ClipGeometry, decoder: str):
     """``dataset_for(list_file, repeat=1, **VideoClips_kwargs)``: train-mode clips of a list."""
 
     def make(list_file: Path, repeat: int = 1, **kwargs) -> VideoClips:
-        return VideoClips(read_video_list(list_file), geometry, SamplingOptions(repeat=repeat), train=True, **kwargs)
+        options = SamplingOptions(repeat=repeat, decoder=decoder)
+        return VideoClips(read_video_list(list_file), geometry, options, train=True, **kwargs)
 
     return make
 

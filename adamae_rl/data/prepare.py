@@ -1,0 +1,325 @@
+"""Re-encode a list's videos once, smaller and at a lower frame rate, for fast training reads.
+
+    python -m adamae_rl.data.prepare LIST OUT --short-side 160 --fps 15 --workers 4
+
+Decoding full-size, high-frame-rate videos is the usual reason a video MAE idles during
+pre-training (``train/data_wait_share`` in the metrics). This writes every video of ``LIST``
+once as H.264 with its short side scaled down to ``--short-side`` (never up), at most ``--fps``
+frames per second (frames are dropped, never invented), without B-frames and with a keyframe
+every ``--keyint`` frames (cheap random access), to ``OUT/videos/<path in the list>.mp4``, and
+writes the new list ``OUT/<LIST's file name>`` with the same labels. A foreground mask beside a
+video (``clip.fg.npz``) is carried over, with the same frames kept.
+
+Resumable: videos already in ``OUT`` are skipped (each is written to a temporary file and renamed
+when complete), so an interrupted run continues where it stopped; ``OUT/prepare.json`` records the
+options, and a rerun with other options is refused. Bad files (missing, empty, not a video,
+unreadable, truncated) are skipped, named, counted and listed in ``OUT/skipped.txt``; the new list
+leaves them out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import multiprocessing
+import os
+import sys
+from collections.abc import Sequence
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass
+from fractions import Fraction
+from pathlib import Path
+
+from tqdm import tqdm
+
+from adamae_rl.data.decoders import VideoReadError, check_file, scaled_size, short_reason
+from adamae_rl.data.video import VideoEntry, fg_mask_path, load_fg_mask, read_video_list, save_fg_mask
+
+MANIFEST = "prepare.json"
+SKIPPED_FILE = "skipped.txt"
+VIDEO_DIR = "videos"
+
+
+@dataclass(frozen=True)
+class EncodeOptions:
+    """How every video is re-encoded (recorded in ``OUT/prepare.json``)."""
+
+    short_side: int | None = 320
+    fps: float | None = None
+    crf: int = 18
+    keyint: int = 16
+    preset: str = "veryfast"
+
+
+@dataclass(frozen=True)
+class Job:
+    source: str
+    target: str  # the finished .mp4 under OUT
+
+
+# --------------------------------------------------------------------------- one video
+
+
+def output_name(entry: VideoEntry, base: Path) -> str:
+    """Where a video goes under ``OUT/videos``: its path in the list, with an .mp4 suffix.
+
+    Paths outside the list's base folder keep their absolute path under ``abs/``.
+    """
+    rel = os.path.relpath(entry.path, base)
+    if rel.startswith(".."):
+        rel = os.path.join("abs", os.path.abspath(entry.path).lstrip("/\\").replace(":", ""))
+    return str(Path(VIDEO_DIR) / Path(rel).with_suffix(".mp4"))
+
+
+def kept_frames(num_frames: int, ratio: float) -> list[int]:
+    """Source frame indices shown at the new frame rate: output frame j is source frame floor(j * ratio).
+
+    Args:
+        num_frames: frames in the source.
+        ratio: source rate / output rate, at least 1 (frames are only dropped).
+    """
+    count = math.ceil(num_frames / ratio - 1e-9)
+    return [min(num_frames - 1, math.floor(j * ratio + 1e-9)) for j in range(count)]
+
+
+def reencode(job: Job, options: EncodeOptions) -> None:
+    """Re-encode one video (and its mask) into ``job.target``; ``VideoReadError`` when it is bad."""
+    check_file(job.source)
+    target = Path(job.target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.stem}.tmp.mp4")
+    try:
+        kept, num_source = _encode(job.source, tmp, options)
+        mask_src = fg_mask_path(job.source)
+        if mask_src.exists():
+            _copy_mask(mask_src, fg_mask_path(target), kept, num_source)
+        os.replace(tmp, target)  # last: a finished .mp4 means a finished video and mask
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _encode(source: str, tmp: Path, options: EncodeOptions) -> tuple[list[int], int]:
+    """Decode ``source`` and write the kept frames, scaled; returns (kept indices, source frames)."""
+    import av
+
+    try:
+        inp = av.open(source)
+    except Exception as err:
+        raise VideoReadError(f"cannot open as video: {short_reason(err)}") from None
+    with inp:
+        if not inp.streams.video:
+            raise VideoReadError("cannot open as video: no video stream")
+        stream = inp.streams.video[0]
+        width, height = stream.codec_context.width, stream.codec_context.height
+        if width <= 0 or height <= 0:
+            raise VideoReadError(f"cannot open as video: frame size {width}x{height}")
+        size = scaled_size(width, height, options.short_side) or (width - width % 2, height - height % 2)
+        rate = Fraction(stream.average_rate or stream.guessed_rate or 25)
+        out_rate = rate if options.fps is None or options.fps >= rate else Fraction(options.fps).limit_denominator(1001)
+        ratio = float(rate / out_rate)
+        try:
+            return _transcode(inp, stream, tmp, size, out_rate, ratio, options)
+        except VideoReadError:
+            raise
+        except Exception as err:  # PyAV raises its own error types for broken streams
+            raise VideoReadError(f"decoding failed: {short_reason(err)}") from None
+
+
+def _transcode(inp, stream, tmp: Path, size: tuple[int, int], out_rate: Fraction, ratio: float, options: EncodeOptions):
+    import av
+
+    kept: list[int] = []
+    next_out = 0  # output frame j shows source frame floor(j * ratio)
+    index = -1
+    with av.open(str(tmp), "w", format="mp4") as out:
+        encoder = out.add_stream("libx264", rate=out_rate)
+        encoder.width, encoder.height = size
+        encoder.pix_fmt = "yuv420p"
+        encoder.options = {"crf": str(options.crf), "preset": options.preset, "bf": "0", "g": str(options.keyint)}
+        for index, frame in enumerate(inp.decode(stream)):
+            while math.floor(next_out * ratio + 1e-9) == index:
+                scaled = frame.reformat(width=size[0], height=size[1], format="yuv420p", interpolation="AREA")
+                scaled.pts, scaled.time_base = next_out, 1 / out_rate  # frame j at j / rate seconds
+                out.mux(encoder.encode(scaled))
+                kept.append(index)
+                next_out += 1
+        if not kept:
+            raise VideoReadError("no video frames")
+        out.mux(encoder.encode())
+    return kept, index + 1
+
+
+def _copy_mask(source: Path, target: Path, kept: list[int], num_source: int) -> None:
+    try:
+        mask = load_fg_mask(source)
+    except Exception as err:
+        raise VideoReadError(f"unreadable foreground mask {source.name}: {short_reason(err)}") from None
+    if mask.shape[0] != num_source:
+        raise VideoReadError(f"foreground mask {source.name} has {mask.shape[0]} frames, video has {num_source}")
+    tmp = target.with_name(f".{target.name}.tmp.npz")
+    save_fg_mask(tmp, mask[kept])
+    os.replace(tmp, target)
+
+
+def run_job(job: Job, options: EncodeOptions) -> tuple[Job, str | None]:
+    """``(job, None)`` when done, ``(job, reason)`` when the source is bad; runs in a worker."""
+    try:
+        reencode(job, options)
+    except VideoReadError as err:
+        return job, str(err)
+    return job, None
+
+
+# --------------------------------------------------------------------------- the list
+
+
+@dataclass
+class Report:
+    done: int = 0  # re-encoded now
+    already: int = 0  # finished by an earlier run
+    skipped: dict[str, str] | None = None  # bad source -> reason
+    list_file: Path | None = None
+
+
+def prepare(
+    list_file: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    options: EncodeOptions = EncodeOptions(),
+    root: str | os.PathLike | None = None,
+    workers: int = 1,
+    progress: bool = True,
+) -> Report:
+    """Re-encode every video of ``list_file`` into ``out_dir`` and write the new list there.
+
+    Raises:
+        ValueError: ``out_dir`` was prepared with other options, or no video could be read.
+    """
+    list_file, out_dir = Path(list_file), Path(out_dir)
+    entries = read_video_list(list_file, root)
+    base = Path(root) if root else list_file.parent
+    _check_manifest(out_dir, options, list_file)
+    targets = [out_dir / output_name(e, base) for e in entries]
+    jobs = {Job(e.path, str(t)) for e, t in zip(entries, targets)}
+    todo = sorted((j for j in jobs if not Path(j.target).exists()), key=lambda j: j.source)
+    report = Report(already=len(jobs) - len(todo), skipped={})
+    for job, reason in _run_all(todo, options, workers, progress):
+        if reason is None:
+            report.done += 1
+        else:
+            report.skipped[job.source] = reason
+            tqdm.write(f"skipped bad video {job.source}: {reason}", file=sys.stderr)
+    _write_skipped(out_dir, report.skipped)
+    lines = [
+        f"{Path(t).relative_to(out_dir).as_posix()} {_label_field(e)}\n"
+        for e, t in zip(entries, targets)
+        if e.path not in report.skipped
+    ]
+    if not lines:
+        raise ValueError(f"no video of {list_file} could be read; see {out_dir / SKIPPED_FILE}")
+    report.list_file = out_dir / list_file.name
+    report.list_file.write_text("".join(lines))
+    return report
+
+
+def _label_field(entry: VideoEntry) -> str:
+    return "0 -1" if entry.label == -1 else str(entry.label)  # -1: VideoMAE v2's unlabelled form
+
+
+def _check_manifest(out_dir: Path, options: EncodeOptions, list_file: Path) -> None:
+    """Record the options; refuse to mix videos encoded with other options in one folder."""
+    path = out_dir / MANIFEST
+    wanted = asdict(options)
+    if path.exists():
+        old = json.loads(path.read_text()).get("options", {})
+        changed = {k: (old.get(k), v) for k, v in wanted.items() if old.get(k) != v}
+        if changed:
+            diff = ", ".join(f"{k}: {a} -> {b}" for k, (a, b) in changed.items())
+            raise ValueError(f"{out_dir} holds videos prepared with other options ({diff}); choose another OUT")
+        return
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"options": wanted, "source_list": str(list_file)}, indent=2) + "\n")
+
+
+def _write_skipped(out_dir: Path, skipped: dict[str, str]) -> None:
+    path = out_dir / SKIPPED_FILE
+    if skipped:
+        path.write_text("".join(f"{src}\t{reason}\n" for src, reason in sorted(skipped.items())))
+    else:
+        path.unlink(missing_ok=True)
+
+
+def _run_all(jobs: Sequence[Job], options: EncodeOptions, workers: int, progress: bool):
+    """Yield ``(job, reason)`` as jobs finish, in worker processes when ``workers > 1``."""
+    bar = tqdm(total=len(jobs), desc="prepare", unit="video", disable=not progress or not jobs)
+    bad = 0
+    try:
+        if workers <= 1:
+            results = (run_job(job, options) for job in jobs)
+        else:
+            results = _in_pool(jobs, options, workers)
+        for job, reason in results:
+            bad += reason is not None
+            bar.set_postfix(bad=bad, refresh=False)
+            bar.update(1)
+            yield job, reason
+    finally:
+        bar.close()
+
+
+def _in_pool(jobs: Sequence[Job], options: EncodeOptions, workers: int):
+    # fork on Linux, as the loader does: workers need nothing but this module.
+    context = multiprocessing.get_context("fork") if sys.platform.startswith("linux") else None
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        futures: list[Future] = [pool.submit(run_job, job, options) for job in jobs]
+        try:
+            for future in as_completed(futures):
+                yield future.result()
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m adamae_rl.data.prepare",
+        description=__doc__.split("\n\n")[0],
+        epilog="Then train with data=video data.train_list=OUT/<LIST's name>.",
+    )
+    parser.add_argument("list_file", metavar="LIST", help="VideoMAE list: 'path label' or 'path 0 -1' lines")
+    parser.add_argument("out_dir", metavar="OUT", type=Path, help="output folder (created; rerun to resume)")
+    parser.add_argument("--root", default=None, help="prefix of relative paths in LIST (default: LIST's folder)")
+    parser.add_argument("--short-side", type=int, default=EncodeOptions.short_side,
+                        help="scale the short side down to this many pixels (0: keep the size)")
+    parser.add_argument("--fps", type=float, default=None, help="at most this frame rate (default: keep)")
+    parser.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1), help="parallel processes")
+    parser.add_argument("--crf", type=int, default=EncodeOptions.crf, help="H.264 quality (lower = better)")
+    parser.add_argument("--keyint", type=int, default=EncodeOptions.keyint, help="frames between keyframes")
+    parser.add_argument("--preset", default=EncodeOptions.preset, help="x264 preset")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+    if args.short_side < 0 or args.keyint < 1 or args.workers < 1 or (args.fps is not None and args.fps <= 0):
+        parser.error(
+            f"need --short-side >= 0, --keyint >= 1, --workers >= 1, --fps > 0; got {args.short_side}, "
+            f"{args.keyint}, {args.workers}, {args.fps}"
+        )
+    options = EncodeOptions(args.short_side or None, args.fps, args.crf, args.keyint, args.preset)
+    try:
+        report = prepare(args.list_file, args.out_dir, options, args.root, args.workers, not args.no_progress)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+    skipped = len(report.skipped or {})
+    print(
+        f"prepared {report.done} videos, {report.already} already done, {skipped} bad files skipped"
+        + (f" (listed in {args.out_dir / SKIPPED_FILE})" if skipped else "")
+    )
+    print(f"wrote {report.list_file}")
+
+
+if __name__ == "__main__":
+    main()
