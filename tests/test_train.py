@@ -190,7 +190,7 @@ def test_bf16_autocast_run(tmp_path: Path) -> None:
 
 
 def test_bad_trainer_settings_are_named(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="trainer.precision must be one of"):
+    with pytest.raises(ValueError, match=r"trainer.precision: input should be 'fp32' or 'bf16' \(got 'fp8'\)"):
         train.run(smoke_config("trainer.precision=fp8"), tmp_path / "a")
     with pytest.raises(ValueError, match="trainer.device must be auto, cpu, cuda"):
         train.run(smoke_config("trainer.device=tpu"), tmp_path / "b")
