@@ -8,17 +8,19 @@ from typing import Any
 import torch
 from torch import nn
 
-from adamae_rl.data.factory import ClipGeometry, make_stream
+from adamae_rl.data.factory import make_stream
+from adamae_rl.geometry import ClipGeometry
 from adamae_rl.envs.masked_video import MaskedVideoEnv
 from adamae_rl.models.presets import build_mae
 from adamae_rl.models.videomae import VideoMAE
-from adamae_rl.objectives.reinforce import OBJECTIVES, NoPolicyLoss
+from adamae_rl.objectives.registry import OBJECTIVES
+from adamae_rl.objectives.reinforce import NoPolicyLoss
 from adamae_rl.policies.registry import build_policy
 
 
 def geometry_of(model: VideoMAE) -> ClipGeometry:
-    cfg = model.cfg
-    return ClipGeometry(cfg.num_frames, cfg.img_size, cfg.patch_size, cfg.tubelet_size)
+    """The clip geometry ``model`` expects."""
+    return ClipGeometry.of(model.cfg)
 
 
 def make_env(
@@ -78,8 +80,7 @@ def make_policy(
 
 def make_objective(name: str, policy: nn.Module, **options: Any) -> nn.Module:
     """The REINFORCE objective ``name`` for ``policy``; non-learnable policies get no policy loss."""
-    if name not in OBJECTIVES:
-        raise ValueError(f"unknown objective {name!r}; known objectives: {', '.join(sorted(OBJECTIVES))}")
+    factory = OBJECTIVES.get(name)  # unknown names fail here, listing the known ones
     if not getattr(policy, "learnable", False):
         return NoPolicyLoss()
-    return OBJECTIVES[name](policy, **options)
+    return factory(policy, **options)

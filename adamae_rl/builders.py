@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from adamae_rl.api import geometry_of, make_objective
+from adamae_rl.geometry import policy_geometry
 from adamae_rl.models.presets import build_mae
 from adamae_rl.models.videomae import VideoMAE
 from adamae_rl.policies.registry import UnknownPolicyError, build_policy
@@ -57,11 +58,6 @@ def build_model(model_cfg: Mapping[str, Any], load_weights: bool = True) -> Vide
     return model
 
 
-def policy_geometry(model: VideoMAE, mask_ratio: float) -> dict[str, Any]:
-    cfg = model.cfg
-    return {"grid": cfg.grid, "mask_ratio": float(mask_ratio), "embed_dim": cfg.embed_dim, "patch_dim": cfg.patch_dim}
-
-
 def build_policy_from_config(
     policy_cfg: Mapping[str, Any], model: VideoMAE, mask_ratio: float, allowed_targets: tuple[str, ...] | None = None
 ) -> nn.Module:
@@ -71,7 +67,7 @@ def build_policy_from_config(
     ``_target_`` paths the user allowed (see :func:`adamae_rl.policies.registry.resolve_factory`).
     """
     spec = {k: v for k, v in dict(plain(policy_cfg)).items() if v is not None}
-    return build_policy(spec, policy_geometry(model, mask_ratio), allowed_targets)
+    return build_policy(spec, policy_geometry(model.cfg, mask_ratio), allowed_targets)
 
 
 def build_objective_from_config(objective_cfg: Mapping[str, Any], policy: nn.Module) -> nn.Module:

@@ -132,6 +132,14 @@ class VideoData(_Section):
 DATA_SECTIONS: dict[str, type[BaseModel]] = {"synthetic": SyntheticData, "video": VideoData}
 
 
+class LoaderSection(_Section):
+    """The batch stream's keys of a plug-in data source's section (its other keys go to the source)."""
+
+    name: str
+    num_workers: int = resumable(0, ge=0)
+    persistent_workers: bool = resumable(False)
+
+
 class TrainConfig(_Section):
     policy: dict[str, Any]
     model: ModelConfig  # type: ignore[valid-type]
@@ -148,22 +156,41 @@ class TrainConfig(_Section):
 def validate_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
     """Check the whole training config; returns it unchanged (plain dicts) when it is valid.
 
+    Plug-in modules named in ``imports`` are imported first, so that their registered policies,
+    model presets, objectives and data sources are known.
+
     Raises:
         ConfigError: every problem found, ``key: problem (got value)``, on one line.
     """
     problems = _schema_problems(TrainConfig, cfg)
-    data = cfg.get("data")
-    if isinstance(data, Mapping):
-        section = DATA_SECTIONS.get(str(data.get("name")))
-        if section is None:
-            problems.append(f"data.name: unknown data source {data.get('name')!r}; known: {', '.join(DATA_SECTIONS)}")
-        else:
-            problems += _schema_problems(section, data, "data.")
+    if not problems:
+        from adamae_rl.builders import import_plugins
+
+        import_plugins(cfg.get("imports"))
+        problems += _data_problems(cfg["data"])
     if not problems:
         problems += _plugin_problems(cfg)
     if problems:
         raise ConfigError("; ".join(problems))
     return dict(cfg)
+
+
+def _data_problems(data: Mapping[str, Any]) -> list[str]:
+    """Built-in data sources against their sections; plug-ins against their factory's signature."""
+    from adamae_rl.data.factory import DATA_SOURCES  # registers the built-in sources
+    from adamae_rl.data.sources import LOADER_KEYS, RUN_ARGUMENTS
+
+    name = str(data.get("name"))
+    if name in DATA_SECTIONS:
+        return _schema_problems(DATA_SECTIONS[name], data, "data.")
+    try:
+        factory = DATA_SOURCES.get(name)
+    except ValueError as err:
+        return [f"data.name: {err}"]
+    options = {k: v for k, v in data.items() if k not in LOADER_KEYS}
+    return _schema_problems(LoaderSection, {k: v for k, v in data.items() if k in LOADER_KEYS}, "data.") + signature_problems(
+        factory, options, "data.", skip=RUN_ARGUMENTS
+    )
 
 
 def resumable_keys() -> set[str]:
@@ -186,22 +213,26 @@ def _schema_problems(section: type[BaseModel], values: Any, prefix: str = "") ->
 
 
 def _plugin_problems(cfg: Mapping[str, Any]) -> list[str]:
-    """Policy and objective options against the plug-ins' own signatures (names and types)."""
-    from adamae_rl.builders import import_plugins
+    """Model preset, policy and objective options against the registries and the plug-ins' own
+    signatures (names and types)."""
+    from adamae_rl.models.presets import MODELS
     from adamae_rl.objectives import OBJECTIVES
     from adamae_rl.policies.registry import GEOMETRY_KEYS, resolve_factory
 
     problems = []
     try:
-        import_plugins(cfg.get("imports"))
+        MODELS.get(str(cfg["model"]["preset"]))
+    except ValueError as err:
+        problems.append(f"model.preset: {err}")
+    try:
         factory, options = resolve_factory({k: v for k, v in cfg["policy"].items() if v is not None})
         problems += signature_problems(factory, options, "policy.", skip=GEOMETRY_KEYS)
     except ValueError as err:
         problems.append(f"policy: {err}")
     objective = dict(cfg["objective"])
     name = objective.pop("name", None)
-    if name not in OBJECTIVES:
-        problems.append(f"objective.name: unknown objective {name!r}; known: {', '.join(sorted(OBJECTIVES))}")
-    else:
-        problems += signature_problems(OBJECTIVES[name], objective, "objective.", skip=("policy",))
+    try:
+        problems += signature_problems(OBJECTIVES.get(str(name)), objective, "objective.", skip=("policy",))
+    except ValueError as err:
+        problems.append(f"objective.name: {err}")
     return problems

@@ -74,7 +74,7 @@ def test_make_objective_plackett_luce_options():
         (dict(mask_ratio=1.0), r"mask_ratio must be in \(0, 1\), got 1.0"),
         (dict(mask_ratio=1.7), r"mask_ratio must be in \(0, 1\), got 1.7"),
         (dict(mask_ratio=0.995), r"mask_ratio=0.995 masks 64 of 64 tokens, leaving none visible"),
-        (dict(batch_size=2, data={"name": "nope"}), r"unknown data source 'nope'; known: synthetic, video"),
+        (dict(batch_size=2, data={"name": "nope"}), r"unknown data source 'nope'; known data sources: synthetic, video"),
     ],
 )
 def test_make_env_bad_input(kwargs, match):
@@ -83,7 +83,7 @@ def test_make_env_bad_input(kwargs, match):
 
 
 def test_make_env_unknown_model():
-    with pytest.raises(ValueError, match=r"unknown model preset 'vit_xl'; known: tiny, vit_b, vit_l, vit_s"):
+    with pytest.raises(ValueError, match=r"unknown model preset 'vit_xl'; known model presets: tiny, vit_b, vit_l, vit_s"):
         make_env(model="vit_xl")
 
 

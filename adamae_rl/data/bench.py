@@ -21,7 +21,7 @@ from collections.abc import Sequence
 import torch
 
 from adamae_rl.data.decoders import BACKENDS, available_backends, resolve_decoder
-from adamae_rl.data.factory import ClipGeometry
+from adamae_rl.geometry import ClipGeometry
 from adamae_rl.data.loader import ClipStream, DataError, ResumableSampler, SampleKey
 from adamae_rl.data.video import SamplingOptions, VideoClips, read_video_list
 

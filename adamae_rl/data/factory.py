@@ -3,48 +3,27 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from torch.utils.data import Dataset
 
+from adamae_rl.data import synthetic as _synthetic  # noqa: F401  (registers "synthetic")
+from adamae_rl.data import video as _video  # noqa: F401  (registers "video")
 from adamae_rl.data.loader import ClipStream
-from adamae_rl.data.synthetic import SyntheticClips
+from adamae_rl.data.sources import DATA_SOURCES, LOADER_KEYS
+from adamae_rl.data.synthetic import VAL_SEED_OFFSET
+from adamae_rl.geometry import ClipGeometry
 
-# Validation clips come from a different family than training clips.
-VAL_SEED_OFFSET = 10_000
-
-
-@dataclass(frozen=True)
-class ClipGeometry:
-    """What a clip must look like for the model: ``[3, num_frames, img_size, img_size]``."""
-
-    num_frames: int
-    img_size: int
-    patch_size: int
-    tubelet_size: int
+__all__ = ["ClipGeometry", "VAL_SEED_OFFSET", "make_dataset", "make_stream"]
 
 
 def make_dataset(cfg: Mapping[str, Any], split: str, geometry: ClipGeometry, seed: int) -> Dataset:
-    """Dataset for ``split`` ("train" or "val") described by a data config (``cfg["name"]``)."""
+    """Dataset for ``split`` ("train" or "val") from the data source ``cfg["name"]`` (a registry name)."""
     if split not in ("train", "val"):
         raise ValueError(f"split must be 'train' or 'val', got {split!r}")
-    name = cfg.get("name", "synthetic")
-    if name == "synthetic":
-        return SyntheticClips(
-            num_clips=int(cfg.get("num_clips", 100_000) if split == "train" else cfg.get("val_clips", 256)),
-            num_frames=geometry.num_frames,
-            img_size=geometry.img_size,
-            patch_size=geometry.patch_size,
-            tubelet_size=geometry.tubelet_size,
-            seed=seed if split == "train" else seed + VAL_SEED_OFFSET,
-            max_shapes=int(cfg.get("max_shapes", 3)),
-        )
-    if name == "video":
-        from adamae_rl.data.video import build_video_dataset
-
-        return build_video_dataset(cfg, split=split, geometry=geometry, seed=seed)
-    raise ValueError(f"unknown data source {name!r}; known: synthetic, video")
+    factory = DATA_SOURCES.get(str(cfg.get("name", "synthetic")))
+    options = {k: v for k, v in cfg.items() if k not in LOADER_KEYS}
+    return factory(split=split, geometry=geometry, seed=seed, **options)
 
 
 def make_stream(

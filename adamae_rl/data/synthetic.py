@@ -22,19 +22,12 @@ import torch
 from torch.utils.data import Dataset
 
 from adamae_rl.data.loader import SampleKey, split_key
+from adamae_rl.data.sources import register_data_source
+from adamae_rl.geometry import ClipGeometry
 from adamae_rl.data.transforms import normalize
 
 NUM_DIRECTIONS = 8
 SHAPES = ("square", "disc", "diamond")
-
-
-def token_grid(num_frames: int, img_size: int, patch_size: int, tubelet_size: int) -> tuple[int, int, int]:
-    """Token grid ``(T/t, H/p, W/p)``; raises ValueError when the sizes do not divide."""
-    if num_frames % tubelet_size:
-        raise ValueError(f"num_frames={num_frames} is not divisible by tubelet_size={tubelet_size}")
-    if img_size % patch_size:
-        raise ValueError(f"img_size={img_size} is not divisible by patch_size={patch_size}")
-    return num_frames // tubelet_size, img_size // patch_size, img_size // patch_size
 
 
 def pixel_mask_to_tokens(fg: torch.Tensor, patch_size: int, tubelet_size: int) -> torch.Tensor:
@@ -74,7 +67,7 @@ class SyntheticClips(Dataset):
         seed: int = 0,
         max_shapes: int = 3,
     ) -> None:
-        token_grid(num_frames, img_size, patch_size, tubelet_size)
+        ClipGeometry(num_frames, img_size, patch_size, tubelet_size)  # refuses sizes that do not divide
         if num_clips < 1 or max_shapes < 1:
             raise ValueError(f"num_clips={num_clips} and max_shapes={max_shapes} must be >= 1")
         self.num_clips = num_clips
@@ -171,3 +164,24 @@ def _shape_texture(gen: torch.Generator, dy: torch.Tensor, dx: torch.Tensor, siz
     freq = (6 + 6 * float(torch.rand(1, generator=gen))) * 2 * math.pi / size
     stripes = 0.7 + 0.3 * torch.sin(freq * (dx * math.cos(theta) + dy * math.sin(theta)))
     return colour.view(3, 1, 1, 1) * stripes.unsqueeze(0)
+
+
+# Validation clips come from a different family than training clips.
+VAL_SEED_OFFSET = 10_000
+
+
+@register_data_source("synthetic")
+def synthetic_source(
+    split: str, geometry: ClipGeometry, seed: int, num_clips: int = 100_000, val_clips: int = 256, max_shapes: int = 3
+) -> SyntheticClips:
+    """The built-in moving-shapes clips: ``num_clips`` training or ``val_clips`` held-out clips
+    (held-out clips from another seed family)."""
+    return SyntheticClips(
+        num_clips=int(num_clips if split == "train" else val_clips),
+        num_frames=geometry.num_frames,
+        img_size=geometry.img_size,
+        patch_size=geometry.patch_size,
+        tubelet_size=geometry.tubelet_size,
+        seed=seed if split == "train" else seed + VAL_SEED_OFFSET,
+        max_shapes=int(max_shapes),
+    )

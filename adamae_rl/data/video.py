@@ -48,9 +48,10 @@ from adamae_rl.data.decoders import (
     resolve_decoder,
     short_reason,
 )
-from adamae_rl.data.factory import ClipGeometry
+from adamae_rl.data.sources import register_data_source
+from adamae_rl.geometry import ClipGeometry
 from adamae_rl.data.loader import SKIPPED_KEY, DataError, SampleKey, log, split_key
-from adamae_rl.data.synthetic import pixel_mask_to_tokens, token_grid
+from adamae_rl.data.synthetic import pixel_mask_to_tokens
 from adamae_rl.data.transforms import normalize
 
 TEMPORAL_MODES = ("dense", "segments")
@@ -332,7 +333,6 @@ class VideoClips(Dataset):
         strict: bool = False,
         max_skip_share: float = 0.5,
     ) -> None:
-        token_grid(geometry.num_frames, geometry.img_size, geometry.patch_size, geometry.tubelet_size)
         if not entries:
             raise ValueError("no videos given")
         self.entries = list(entries)
@@ -491,3 +491,10 @@ def build_video_dataset(cfg: Mapping[str, Any], split: str, geometry: ClipGeomet
         strict=bool(cfg.get("strict", False)),
         max_skip_share=float(cfg.get("max_skip_share", 0.5)),
     )
+
+
+@register_data_source("video")
+def video_source(split: str, geometry: ClipGeometry, seed: int, **options: Any) -> VideoClips:
+    """``data=video``: the list files and sampling options of the ``data`` config (schema:
+    ``adamae_rl.schema.VideoData``)."""
+    return build_video_dataset(options, split=split, geometry=geometry, seed=seed)

@@ -11,6 +11,7 @@ from torchrl.data import Binary, Categorical, Composite, Unbounded
 from torchrl.envs import EnvBase
 
 from adamae_rl.envs.specs import FixedCountMaskSpec
+from adamae_rl.geometry import policy_geometry
 from adamae_rl.models.videomae import VideoMAE, check_mask
 from adamae_rl.policies.distributions import count_masked
 
@@ -101,8 +102,7 @@ class MaskedVideoEnv(EnvBase):
     @property
     def geometry(self) -> dict:
         """Keyword arguments a policy factory may take (see ``adamae_rl.policies.registry``)."""
-        cfg = self.model.cfg
-        return {"grid": cfg.grid, "mask_ratio": self.mask_ratio, "embed_dim": cfg.embed_dim, "patch_dim": cfg.patch_dim}
+        return policy_geometry(self.model.cfg, self.mask_ratio)
 
     # --- specs ---------------------------------------------------------------------------------------
     def _make_specs(self, batch: Mapping[str, torch.Tensor]) -> None:

@@ -15,7 +15,8 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset, default_collate
 
-from adamae_rl.data.factory import ClipGeometry, make_dataset
+from adamae_rl.data.factory import make_dataset
+from adamae_rl.geometry import ClipGeometry
 from adamae_rl.data.synthetic import NUM_DIRECTIONS
 
 

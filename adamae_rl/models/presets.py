@@ -1,10 +1,23 @@
-"""Named MAE presets. The name encodes the width; clip geometry stays a builder argument."""
+"""Model presets in a registry. The name encodes the width; clip geometry stays a builder argument.
+
+A model factory is called as ``factory(**overrides)`` with :class:`MAEConfig` field overrides
+(``img_size``, ``num_frames``, ``decoder_depth``, ...) and returns a :class:`VideoMAE`. Built-ins:
+``tiny`` (CPU demos and tests) and VideoMAE's ``vit_s``, ``vit_b``, ``vit_l``. A package adds its
+own with ``@register_model("name")`` or under the entry-point group ``adamae_rl.models``; then
+``model.preset=name`` selects it from the command line.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from adamae_rl.models.videomae import MAEConfig, VideoMAE
+from adamae_rl.registry import Registry
+
+ENTRY_POINT_GROUP = "adamae_rl.models"
+
+MODELS = Registry("model preset", ENTRY_POINT_GROUP)
+register_model = MODELS.register
 
 # Encoder/decoder widths, depths and heads of VideoMAE's ViT-S/B/L; `tiny` is for CPU demos/tests.
 PRESETS: dict[str, dict[str, Any]] = {
@@ -20,13 +33,15 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 
 def list_models() -> list[str]:
-    return sorted(PRESETS)
+    """Every model preset: built-ins, decorated plug-ins and installed entry points."""
+    return MODELS.names()
 
 
 def mae_config(preset: str = "tiny", **overrides: Any) -> MAEConfig:
-    """Config for a preset with field overrides (e.g. ``img_size=112, decoder_depth=2``)."""
+    """Config for a built-in preset with field overrides (e.g. ``img_size=112, decoder_depth=2``)."""
     if preset not in PRESETS:
-        raise ValueError(f"unknown model preset {preset!r}; known: {', '.join(list_models())}")
+        MODELS.get(preset)  # an unknown name fails here, listing every registered model
+        raise ValueError(f"model {preset!r} is registered but has no built-in config; built-ins: {', '.join(sorted(PRESETS))}")
     fields = set(MAEConfig.__dataclass_fields__)
     unknown = set(overrides) - fields
     if unknown:
@@ -35,21 +50,25 @@ def mae_config(preset: str = "tiny", **overrides: Any) -> MAEConfig:
 
 
 def build_mae(preset: str = "tiny", **overrides: Any) -> VideoMAE:
-    """Build a :class:`VideoMAE` from a preset name plus overrides."""
-    return VideoMAE(mae_config(preset, **overrides))
+    """Build the model registered as ``preset`` with config overrides; unknown names list the known ones."""
+    return MODELS.get(preset)(**overrides)
 
 
+@register_model("tiny")
 def tiny(**overrides: Any) -> VideoMAE:
-    return build_mae("tiny", **overrides)
+    return VideoMAE(mae_config("tiny", **overrides))
 
 
+@register_model("vit_s")
 def vit_s(**overrides: Any) -> VideoMAE:
-    return build_mae("vit_s", **overrides)
+    return VideoMAE(mae_config("vit_s", **overrides))
 
 
+@register_model("vit_b")
 def vit_b(**overrides: Any) -> VideoMAE:
-    return build_mae("vit_b", **overrides)
+    return VideoMAE(mae_config("vit_b", **overrides))
 
 
+@register_model("vit_l")
 def vit_l(**overrides: Any) -> VideoMAE:
-    return build_mae("vit_l", **overrides)
+    return VideoMAE(mae_config("vit_l", **overrides))

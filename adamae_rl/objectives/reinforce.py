@@ -21,6 +21,7 @@ from tensordict.utils import NestedKey
 from torch import nn
 from torchrl.objectives import LossModule
 
+from adamae_rl.objectives.registry import register_objective
 from adamae_rl.policies.distributions import plackett_luce_log_prob
 
 
@@ -60,6 +61,7 @@ class MaskingLoss(LossModule):
         return mask, logits, reward, num_masked
 
 
+@register_objective("adamae")
 class AdaMAELoss(MaskingLoss):
     """AdaMAE's sampling loss (paper-exact).
 
@@ -92,6 +94,7 @@ class AdaMAELoss(MaskingLoss):
         )
 
 
+@register_objective("plackett_luce")
 class PlackettLuceLoss(MaskingLoss):
     """Unbiased REINFORCE for drawing the visible set without replacement.
 
@@ -198,5 +201,3 @@ class NoPolicyLoss(LossModule):
         num_masked = int(mask[0].sum())
         return TensorDict({"reward_mean": (reward.sum(-1) / num_masked).mean().detach()}, batch_size=[])
 
-
-OBJECTIVES = {"adamae": AdaMAELoss, "plackett_luce": PlackettLuceLoss}

@@ -11,23 +11,21 @@ from __future__ import annotations
 
 import importlib
 import inspect
-import logging
 from collections.abc import Callable, Collection, Mapping
-from importlib.metadata import entry_points
 from typing import Any
 
+from adamae_rl.registry import Registry, UnknownNameError
 from adamae_rl.utils.signature import signature_problems
 
 ENTRY_POINT_GROUP = "adamae_rl.policies"
-log = logging.getLogger("adamae_rl.policies")
 GEOMETRY_KEYS = ("grid", "mask_ratio", "embed_dim", "patch_dim")
 
-_REGISTRY: dict[str, Callable[..., Any]] = {}
-_entry_points_loaded = False
 
-
-class UnknownPolicyError(ValueError):
+class UnknownPolicyError(UnknownNameError):
     """Raised for a policy name that no registry, entry point or import path provides."""
+
+
+POLICIES = Registry("policy", ENTRY_POINT_GROUP, UnknownPolicyError)
 
 
 def register_policy(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -35,38 +33,22 @@ def register_policy(name: str) -> Callable[[Callable[..., Any]], Callable[..., A
 
     Raises ValueError if another object already holds the name.
     """
-
-    def decorator(factory: Callable[..., Any]) -> Callable[..., Any]:
-        existing = _REGISTRY.get(name)
-        if existing is not None and existing is not factory:
-            raise ValueError(
-                f"policy name {name!r} is already registered to {_qualname(existing)}; "
-                f"cannot register {_qualname(factory)}"
-            )
-        _REGISTRY[name] = factory
-        return factory
-
-    return decorator
+    return POLICIES.register(name)
 
 
 def unregister_policy(name: str) -> None:
     """Remove a registered policy (for tests and interactive sessions)."""
-    _REGISTRY.pop(name, None)
+    POLICIES.unregister(name)
 
 
 def list_policies() -> list[str]:
     """Names of every policy: built-ins, decorated plugins and installed entry points."""
-    _load_entry_points()
-    return sorted(_REGISTRY)
+    return POLICIES.names()
 
 
 def get_policy_factory(name: str) -> Callable[..., Any]:
     """The factory registered as ``name``; UnknownPolicyError lists the known names."""
-    if name not in _REGISTRY:
-        _load_entry_points()
-    if name not in _REGISTRY:
-        raise UnknownPolicyError(f"unknown policy {name!r}; known policies: {', '.join(list_policies())}")
-    return _REGISTRY[name]
+    return POLICIES.get(name)
 
 
 def resolve_factory(
@@ -154,21 +136,3 @@ def _accepted(factory: Callable[..., Any], geometry: Mapping[str, Any]) -> dict[
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
         return dict(geometry)
     return {k: v for k, v in geometry.items() if k in params}
-
-
-def _load_entry_points() -> None:
-    global _entry_points_loaded
-    if _entry_points_loaded:
-        return
-    _entry_points_loaded = True
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        if ep.name in _REGISTRY:
-            continue
-        try:
-            _REGISTRY[ep.name] = ep.load()
-        except Exception as err:  # one broken plugin must not hide every other policy
-            log.warning("skipping policy entry point %r (%s): %s", ep.name, ep.value, err)
-
-
-def _qualname(obj: Any) -> str:
-    return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', repr(obj))}"

@@ -33,7 +33,7 @@ def test_overrides_and_unknown_fields():
     assert (cfg.img_size, cfg.decoder_depth, cfg.embed_dim) == (112, 2, 768)
     with pytest.raises(ValueError, match=r"unknown MAE config field\(s\) \['emb_dim'\]"):
         mae_config("tiny", emb_dim=3)
-    with pytest.raises(ValueError, match=r"unknown model preset 'vit_h'; known: tiny, vit_b, vit_l, vit_s"):
+    with pytest.raises(ValueError, match=r"unknown model preset 'vit_h'; known model presets: tiny, vit_b, vit_l, vit_s"):
         mae_config("vit_h")
 
 

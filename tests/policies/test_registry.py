@@ -103,8 +103,8 @@ def test_entry_point_policy(env, monkeypatch):
         seen_groups.append(group)
         return [fake, broken]
 
-    monkeypatch.setattr(registry, "entry_points", entry_points)
-    monkeypatch.setattr(registry, "_entry_points_loaded", False)
+    monkeypatch.setattr(adamae_rl.registry, "entry_points", entry_points)
+    monkeypatch.setattr(registry.POLICIES, "_entry_points_loaded", False)
     try:
         policy = make_policy("test_ep_first_tokens", env=env)
         assert seen_groups == ["adamae_rl.policies"]
