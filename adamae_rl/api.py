@@ -32,6 +32,8 @@ def make_env(
     device: str | torch.device | None = None,
     split: str = "train",
     autocast_dtype: torch.dtype | None = None,
+    token_grad: bool = False,
+    forward_module: nn.Module | None = None,
     **model_overrides: Any,
 ) -> MaskedVideoEnv:
     """Build a :class:`MaskedVideoEnv`.
@@ -45,6 +47,10 @@ def make_env(
         seed: seeds the model initialisation (for preset names) and the clip order.
         device: where the MAE runs (default CPU).
         split: ``"train"`` or ``"val"`` clips.
+        autocast_dtype: e.g. ``torch.bfloat16``: the MAE runs under autocast in ``step``.
+        token_grad: let a policy loss reach the patch embedding (AdaMAE's own code; see
+            :class:`MaskedVideoEnv`).
+        forward_module: runs the MAE's forward in ``step`` (e.g. its DDP wrapper).
         model_overrides: MAE config fields for presets (``img_size``, ``norm_target``, ...).
     """
     if isinstance(model, str):
@@ -54,10 +60,12 @@ def make_env(
         raise ValueError(f"model overrides {sorted(model_overrides)} only apply to preset names")
     if isinstance(data, (str, Mapping)):
         data_cfg = {"name": data} if isinstance(data, str) else data
-        clips = make_stream(data_cfg, split, geometry_of(model), batch_size, seed)
+        pin = torch.device(device or "cpu").type == "cuda"
+        clips = make_stream(data_cfg, split, geometry_of(model), batch_size, seed, pin_memory=pin)
     else:
         clips = data
-    return MaskedVideoEnv(model, clips, batch_size, mask_ratio, device=device, autocast_dtype=autocast_dtype)
+    return MaskedVideoEnv(model, clips, batch_size, mask_ratio, device=device, autocast_dtype=autocast_dtype,
+                          token_grad=token_grad, forward_module=forward_module)
 
 
 def make_policy(
@@ -72,6 +80,8 @@ def make_policy(
         raise ValueError("make_policy needs env=... or geometry=... to know the token grid and mask ratio")
     geo = dict(env.geometry if env is not None else {})
     geo.update(geometry or {})
+    if isinstance(name, Mapping):  # a config section: null options mean "the policy's default"
+        name = {k: v for k, v in name.items() if v is not None}
     policy = build_policy(name, geo, **options)
     if env is not None:
         policy = policy.to(env.device)

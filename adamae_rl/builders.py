@@ -1,21 +1,33 @@
-"""Build the parts of a run from its (Hydra/OmegaConf or plain dict) config, and load runs back."""
+"""The one assembler: the parts of a run from its config, and a finished run back from its checkpoint.
+
+:func:`build_run` builds everything a training run updates (model, train and held-out envs,
+policy, objectives, optimizers, schedulers) through the public ``make_*`` functions; training,
+the bench and the tests use it. :func:`load_run` rebuilds a run's model and policy from a
+checkpoint for evaluation and figures, through the same builders, without ever importing or
+calling what the checkpoint names (see its docstring).
+"""
 
 from __future__ import annotations
 
 import importlib
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from adamae_rl.api import geometry_of, make_objective
+from adamae_rl.api import make_env, make_objective, make_policy
+from adamae_rl.envs.masked_video import MaskedVideoEnv
 from adamae_rl.geometry import policy_geometry
 from adamae_rl.models.presets import build_mae
 from adamae_rl.models.videomae import VideoMAE
+from adamae_rl.objectives.reconstruction import ReconstructionLoss
 from adamae_rl.policies.registry import UnknownPolicyError, build_policy
 from adamae_rl.utils.checkpoint import CheckpointError, load_checkpoint
+from adamae_rl.utils.distributed import Process
+from adamae_rl.utils.optim import adamw, param_groups, warmup_cosine
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
 
@@ -70,16 +82,97 @@ def build_policy_from_config(
     return build_policy(spec, policy_geometry(model.cfg, mask_ratio), allowed_targets)
 
 
-def build_objective_from_config(objective_cfg: Mapping[str, Any], policy: nn.Module) -> nn.Module:
-    options = dict(plain(objective_cfg))
-    name = options.pop("name")
-    return make_objective(name, policy, **options)
-
-
 def autocast_dtype(precision: str) -> torch.dtype | None:
     if precision not in PRECISIONS:
         raise ValueError(f"trainer.precision must be one of {sorted(PRECISIONS)}, got {precision!r}")
     return PRECISIONS[precision]
+
+
+@dataclass
+class RunParts:
+    """Everything a training run builds and updates.
+
+    ``policy`` may be a ``DistributedDataParallel`` wrapper (use :attr:`policy_module` for the
+    policy itself); ``objectives`` lists the reconstruction loss and the policy's loss, whose
+    ``loss_*`` terms the loop sums.
+    """
+
+    model: VideoMAE
+    env: MaskedVideoEnv
+    val_env: MaskedVideoEnv
+    policy: nn.Module
+    recon_loss: nn.Module
+    policy_loss: nn.Module
+    opt_mae: torch.optim.Optimizer
+    sched_mae: Any
+    opt_policy: torch.optim.Optimizer | None = None
+    sched_policy: Any = None
+
+    @property
+    def learnable(self) -> bool:
+        return self.opt_policy is not None
+
+    @property
+    def policy_module(self) -> nn.Module:
+        return unwrap(self.policy)
+
+    @property
+    def objectives(self) -> list[nn.Module]:
+        return [self.recon_loss, self.policy_loss]
+
+    @property
+    def optimizers(self) -> list[torch.optim.Optimizer]:
+        return [self.opt_mae] + ([self.opt_policy] if self.learnable else [])
+
+    @property
+    def schedulers(self) -> list[Any]:
+        return [self.sched_mae] + ([self.sched_policy] if self.learnable else [])
+
+
+def unwrap(module: nn.Module) -> nn.Module:
+    """The module inside a ``DistributedDataParallel`` wrapper (or the module itself)."""
+    return getattr(module, "module", module)
+
+
+def build_run(cfg: Mapping[str, Any], device: torch.device, proc: Process) -> RunParts:
+    """The parts of a training run from a validated config (``adamae_rl.schema``).
+
+    Every process starts from identical weights (seeded by ``trainer.seed``) and reads its own
+    clip order. Under ``torchrun`` the MAE's forward and the learnable policy are wrapped in
+    DistributedDataParallel here, where they are built.
+    """
+    trainer, optim = cfg["trainer"], cfg["optim"]
+    seed, batch, mask_ratio = int(trainer["seed"]), int(trainer["batch_size"]), float(cfg["mask_ratio"])
+    precision = autocast_dtype(trainer["precision"])
+    torch.manual_seed(seed)  # identical initial weights on every process
+    model = build_model(cfg["model"]).to(device)
+    ddp_ids = [device.index] if device.type == "cuda" else None
+    forward = _ddp(model, ddp_ids) if proc.distributed else None  # syncs the MAE's gradients
+    env = make_env(model, cfg["data"], batch, mask_ratio, seed + 1009 * proc.rank, device, "train", precision,
+                   token_grad=bool(cfg.get("token_grad", False)), forward_module=forward)
+    val_env = make_env(model, cfg["data"], batch, mask_ratio, seed, device, "val", precision)
+    policy = make_policy(cfg["policy"], env=env)
+    objective = dict(cfg["objective"])
+    policy_loss = make_objective(objective.pop("name"), policy, **objective).to(device)
+
+    lr = optim["blr"] * batch * proc.world_size / 256
+    betas = tuple(optim["betas"])
+    opt_mae = adamw(param_groups(model, optim["weight_decay"]), lr, betas)
+    sched_mae = warmup_cosine(opt_mae, optim["warmup_steps"], trainer["max_steps"], optim["min_lr"])
+    parts = RunParts(model, env, val_env, policy, ReconstructionLoss(), policy_loss, opt_mae, sched_mae)
+    if getattr(policy, "learnable", False):
+        scale = optim["policy_lr_scale"]
+        parts.opt_policy = adamw(param_groups(policy, optim["policy_weight_decay"]), lr * scale, betas)
+        parts.sched_policy = warmup_cosine(parts.opt_policy, optim["warmup_steps"], trainer["max_steps"], optim["min_lr"] * scale)
+        if proc.distributed:
+            parts.policy = _ddp(policy, ddp_ids)
+    return parts
+
+
+def _ddp(module: nn.Module, device_ids: list[int] | None) -> nn.Module:
+    from torch.nn.parallel import DistributedDataParallel
+
+    return DistributedDataParallel(module, device_ids=device_ids)
 
 
 def load_run(
@@ -141,6 +234,6 @@ def _load_weights(module: nn.Module, state: Any, what: str, path: Path) -> None:
 
 
 __all__ = [
-    "plain", "import_plugins", "build_model", "build_policy_from_config", "build_objective_from_config",
-    "autocast_dtype", "load_run", "geometry_of", "policy_geometry",
+    "RunParts", "build_run", "unwrap", "plain", "import_plugins", "build_model", "build_policy_from_config",
+    "autocast_dtype", "load_run",
 ]

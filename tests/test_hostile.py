@@ -17,6 +17,7 @@ import torch
 from helpers_cli import REPO, cli_env, run_cli, smoke_config, smoke_run
 
 from adamae_rl import train
+from adamae_rl.training.state import write_run_config
 from adamae_rl.utils.rundir import RunDirBusyError, RunDirLock
 
 pytestmark = pytest.mark.slow
@@ -200,7 +201,7 @@ def test_stale_temporary_checkpoints_are_removed(finished_run: Path, tmp_path: P
 
 def test_refused_resume_writes_nothing(finished_run: Path, tmp_path: Path) -> None:
     run = copy_run(finished_run, tmp_path / "run")
-    train._write_config(smoke_config(), run, ["experiment=smoke"])
+    write_run_config(smoke_config(), run, ["experiment=smoke"])
     (run / "train.log").write_text("the first run's log\n")  # as a run started from the command line leaves it
     before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file() and p.name != ".lock"}
     result = run_cli("adamae_rl.train", "experiment=smoke", f"run_dir={run}", "mask_ratio=0.5", cwd=tmp_path)

@@ -15,6 +15,7 @@ import torch
 from helpers_cli import cli_env, run_cli, smoke_config
 
 from adamae_rl import train
+from adamae_rl.cli import RunError
 from adamae_rl.utils.checkpoint import load_checkpoint
 
 
@@ -81,7 +82,7 @@ def test_resume_in_process_matches_uninterrupted(tmp_path: Path, monkeypatch: py
 
 def test_resume_refuses_a_different_run(tmp_path: Path) -> None:
     train.run(smoke_config("trainer.max_steps=6"), tmp_path)
-    with pytest.raises(train.RunError, match="mask_ratio"):
+    with pytest.raises(RunError, match="mask_ratio"):
         train.run(smoke_config("mask_ratio=0.5"), tmp_path)
 
 
@@ -90,15 +91,15 @@ def test_nonfinite_loss_stops_and_keeps_last_checkpoint(tmp_path: Path, monkeypa
     real_step = train.train_step
     calls = {"n": 0}
 
-    def poisoned(parts, cfg, precision, device):
+    def poisoned(parts, cfg, precision):
         calls["n"] += 1
-        metrics, td, finite = real_step(parts, cfg, precision, device)
+        metrics, td, finite = real_step(parts, cfg, precision)
         if calls["n"] == 9:  # after the step-6 checkpoint
             return {**metrics, "train/loss_recon": torch.tensor(float("nan"))}, td, False
         return metrics, td, finite
 
     monkeypatch.setattr(train, "train_step", poisoned)
-    with pytest.raises(train.RunError, match="non-finite loss at step 9"):
+    with pytest.raises(RunError, match="non-finite loss at step 9"):
         train.run(cfg, tmp_path)
     assert load_checkpoint(tmp_path / "checkpoints" / "last.pt")["step"] == 6
 
@@ -107,9 +108,9 @@ def test_nonfinite_loss_skip_mode_counts(tmp_path: Path, monkeypatch: pytest.Mon
     real_step = train.train_step
     calls = {"n": 0}
 
-    def flaky(parts, cfg, precision, device):
+    def flaky(parts, cfg, precision):
         calls["n"] += 1
-        metrics, td, finite = real_step(parts, cfg, precision, device)
+        metrics, td, finite = real_step(parts, cfg, precision)
         return metrics, td, finite and calls["n"] != 3
 
     monkeypatch.setattr(train, "train_step", flaky)

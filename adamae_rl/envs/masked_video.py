@@ -64,6 +64,8 @@ class MaskedVideoEnv(EnvBase):
             whose sampler reads the patch embeddings undetached: the policy loss then also
             reaches ``patch_embed`` (and nothing else of the MAE; ``loss_recon`` still never
             reaches the policy). A departure from the separation contract, for reproductions.
+        forward_module: a wrapper that runs ``model``'s forward in ``step`` (e.g.
+            ``DistributedDataParallel(model)``, which synchronizes the MAE's gradients).
     """
 
     batch_locked = True
@@ -77,6 +79,7 @@ class MaskedVideoEnv(EnvBase):
         device: torch.device | str | None = None,
         autocast_dtype: torch.dtype | None = None,
         token_grad: bool = False,
+        forward_module: torch.nn.Module | None = None,
     ) -> None:
         device = torch.device(device or "cpu")
         super().__init__(device=device, batch_size=torch.Size([batch_size]))
@@ -86,7 +89,7 @@ class MaskedVideoEnv(EnvBase):
         self.num_masked = count_masked(model.cfg.num_tokens, mask_ratio)
         self.autocast_dtype = autocast_dtype
         self.token_grad = bool(token_grad)
-        self.forward_module: torch.nn.Module | None = None  # e.g. DDP(model), set by the trainer
+        self.forward_module = forward_module  # runs the MAE's forward instead of model (its DDP wrapper)
         self._pending = self._next_batch()  # peek once to learn the extra keys; served first
         self._make_specs(self._pending)
 

@@ -11,7 +11,7 @@ from helpers_cli import run_cli, smoke_config
 from adamae_rl.builders import build_model as build_from_config
 from adamae_rl.interop import WeightsError, export_weights, write_weights
 from adamae_rl.models import build_mae
-from adamae_rl.train import build_parts
+from adamae_rl.builders import build_run
 from adamae_rl.utils.distributed import Process
 
 # The smoke experiment's MAE: tiny widths on 32 px, 8-frame clips, raw-pixel targets.
@@ -33,7 +33,7 @@ def first_batch_loss(cfg: dict, model: torch.nn.Module | None = None) -> float:
 
     With ``model`` given, that model scores the batch instead of the run's own MAE.
     """
-    parts = build_parts(cfg, torch.device("cpu"), Process())
+    parts = build_run(cfg, torch.device("cpu"), Process())
     td = parts.policy(parts.env.reset())
     scorer = model or parts.model
     with torch.no_grad():

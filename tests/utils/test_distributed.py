@@ -13,6 +13,7 @@ import torch.multiprocessing as mp
 from helpers_cli import smoke_config
 
 from adamae_rl import train
+from adamae_rl.builders import build_run
 from adamae_rl.utils.distributed import init_process, shutdown
 
 
@@ -27,14 +28,14 @@ def _worker(rank: int, world: int, port: int, cfg: dict, out: dict) -> None:
                       MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
     proc, device = init_process("cpu")
-    parts = train.build_parts(cfg, device, proc)
+    parts = build_run(cfg, device, proc)
     losses = []
     for _ in range(3):
-        metrics, _, finite = train.train_step(parts, cfg, None, device)
+        metrics, _, finite = train.train_step(parts, cfg, None)
         assert finite
         losses.append(float(metrics["train/loss_recon"]))
     flat = torch.cat([p.detach().flatten() for p in parts.model.parameters()] +
-                     [p.detach().flatten() for p in train.unwrap(parts.policy).parameters()])
+                     [p.detach().flatten() for p in parts.policy_module.parameters()])
     gathered = [torch.zeros_like(flat) for _ in range(world)]
     dist.all_gather(gathered, flat)
     out[rank] = {"max_diff": float((gathered[0] - gathered[1]).abs().max()), "losses": losses}

@@ -1,0 +1,152 @@
+"""The services the training loop calls around each step.
+
+Signals (finish the step, save, exit), the progress bar, the non-finite-loss rule, the data-wait
+measurement, and the run's description and summary. Each is small and has no state of its own
+beyond what it is handed, so the loop in ``adamae_rl.train`` stays readable.
+"""
+
+from __future__ import annotations
+
+import logging
+import resource
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from adamae_rl.cli import RunError
+from adamae_rl.training.state import Progress
+from adamae_rl.utils.distributed import Process
+
+if TYPE_CHECKING:
+    from adamae_rl.builders import RunParts
+
+log = logging.getLogger("adamae_rl.train")
+
+
+@contextmanager
+def stop_on_signals(progress: Progress) -> Iterator[None]:
+    """SIGINT/SIGTERM set ``progress.stop_signal`` (the loop finishes its step, saves and exits);
+    a second one kills at once. The previous handlers come back when the block ends."""
+
+    def handler(signum, frame):
+        progress.stop_signal = signum
+        signal.signal(signum, signal.SIG_DFL)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+@contextmanager
+def progress_bar(trainer: dict, initial: int, proc: Process) -> Iterator[Any]:
+    """A tqdm bar over the steps on process 0 (None elsewhere or with ``trainer.progress=false``)."""
+    if not (trainer["progress"] and proc.is_main):
+        yield None
+        return
+    from tqdm.auto import tqdm
+
+    # Redraw less often when stderr is a log file rather than a terminal.
+    interval = 0.5 if sys.stderr.isatty() else 30.0
+    bar = tqdm(total=int(trainer["max_steps"]), initial=initial, desc="train", unit="step", dynamic_ncols=True,
+               mininterval=interval)
+    try:
+        yield bar
+    finally:
+        bar.close()
+
+
+def handle_nonfinite(progress: Progress, metrics: dict, trainer: dict, run_dir: Path) -> None:
+    """``trainer.on_nonfinite``: stop with the step and the last good checkpoint named, or skip the
+    update (and stop after ``max_nonfinite`` in a row)."""
+    detail = ", ".join(f"{k}={v}" if isinstance(v, str) else f"{k}={float(v):.4g}" for k, v in metrics.items())
+    last = run_dir / "checkpoints" / "last.pt"
+    if trainer["on_nonfinite"] == "stop":
+        raise RunError(
+            f"non-finite loss at step {progress.step + 1} ({detail}); stopped without updating. "
+            f"Last good checkpoint: {last if last.exists() else 'none yet'}. "
+            f"Lower optim.blr or set trainer.on_nonfinite=skip."
+        )
+    progress.nonfinite_in_row += 1
+    progress.nonfinite_skipped += 1
+    log.warning("non-finite loss at step %d (%s): update skipped", progress.step + 1, detail)
+    if progress.nonfinite_in_row >= int(trainer["max_nonfinite"]):
+        raise RunError(
+            f"{progress.nonfinite_in_row} non-finite losses in a row at step {progress.step + 1}; stopping. "
+            f"Last good checkpoint: {last if last.exists() else 'none yet'}."
+        )
+
+
+# Data wait: the clip stream measures how long each step blocked on the next batch.
+def record_data_wait(parts: RunParts, metrics: dict, step_start: float) -> None:
+    """Add ``train/data_wait_share``: the share of this step spent waiting for its batch."""
+    take_wait = getattr(parts.env.clips, "take_wait_seconds", None)
+    if take_wait is not None:
+        metrics["train/data_wait_share"] = take_wait() / max(time.perf_counter() - step_start, 1e-9)
+
+
+def discard_data_wait(parts: RunParts) -> None:
+    """Forget waits before the loop: the env peeked at a batch while it was built."""
+    take_wait = getattr(parts.env.clips, "take_wait_seconds", None)
+    if take_wait is not None:
+        take_wait()
+
+
+def check_data_wait(parts: RunParts, values: dict) -> None:
+    """Let the stream warn once, with remedies, when the window's wait share stays high."""
+    check = getattr(parts.env.clips, "check_wait_share", None)
+    if check is not None and "train/data_wait_share" in values:
+        check(values["train/data_wait_share"])
+
+
+def describe(parts: RunParts, cfg: dict) -> None:
+    """One log line: what is trained, how large, on which data and device."""
+    policy = parts.policy_module
+    log.info(
+        "policy=%s (%d params, effective mask ratio %.4f), model=%s (%d params, %d tokens), data=%s, device=%s",
+        cfg["policy"].get("name"), sum(p.numel() for p in policy.parameters()), policy.effective_mask_ratio,
+        cfg["model"]["preset"], sum(p.numel() for p in parts.model.parameters()), parts.model.cfg.num_tokens,
+        cfg["data"]["name"], parts.env.device,
+    )
+
+
+def summarize(cfg: dict, parts: RunParts, progress: Progress, started: float, proc: Process) -> dict:
+    """``summary.json``: what ran, the held-out figures, speed and memory."""
+    policy = parts.policy_module
+    summary = {
+        "policy": cfg["policy"].get("name") or cfg["policy"].get("_target_"),
+        "objective": cfg["objective"]["name"] if parts.learnable else None,
+        "model": cfg["model"]["preset"],
+        "data": cfg["data"]["name"],
+        "mask_ratio": float(cfg["mask_ratio"]),
+        "effective_mask_ratio": float(policy.effective_mask_ratio),
+        "steps": progress.step,
+        "batch_size": int(cfg["trainer"]["batch_size"]),
+        "world_size": proc.world_size,
+        "final_loss_recon": progress.last_eval.get("eval/loss_recon"),
+        "fg_enrichment": progress.last_eval.get("eval/fg_enrichment"),
+        "clips_per_s": progress.clips / progress.train_seconds if progress.train_seconds else None,
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "wall_s": time.perf_counter() - started,
+        "nonfinite_skipped": progress.nonfinite_skipped,
+        "seed": int(cfg["trainer"]["seed"]),
+    }
+    if torch.cuda.is_available() and parts.env.device.type == "cuda":
+        summary["peak_cuda_mib"] = torch.cuda.max_memory_allocated(parts.env.device) / 2**20
+    skipped = getattr(parts.env.clips, "skipped", None)
+    if skipped is not None:
+        summary["data_skipped"] = skipped
+    return summary
+
+
+def fmt(values: dict) -> str:
+    """``key=value, ...`` with floats to 4 significant digits."""
+    return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items())
