@@ -25,8 +25,8 @@ import sys
 from pathlib import Path
 
 from adamae_rl.builders import plain
-from adamae_rl.evaluation.ablation import run_ablation
-from adamae_rl.evaluation.report import budget_line, cell_row, markdown_table, write_csv, write_plot
+from adamae_rl.ablation.runner import run_ablation
+from adamae_rl.ablation.report import budget_line, cell_row, markdown_table, write_csv, write_plot
 
 log = logging.getLogger("adamae_rl.ablate")
 

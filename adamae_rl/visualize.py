@@ -33,8 +33,8 @@ from adamae_rl.api import geometry_of  # noqa: E402
 from adamae_rl.builders import load_run  # noqa: E402
 from adamae_rl.cli import ArgumentParser, run_command, setup_logging  # noqa: E402
 from adamae_rl.data.factory import make_dataset  # noqa: E402
-from adamae_rl.evaluation.figures import save_clip_gif, save_clip_sheet, save_overview  # noqa: E402
-from adamae_rl.evaluation.render import render  # noqa: E402
+from adamae_rl.visualization.figures import save_clip_gif, save_clip_sheet, save_overview  # noqa: E402
+from adamae_rl.visualization.render import render  # noqa: E402
 from adamae_rl.metrics import foreground_enrichment  # noqa: E402
 
 log = logging.getLogger("adamae_rl.visualize")

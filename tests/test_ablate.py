@@ -10,7 +10,7 @@ import pytest
 from helpers_cli import run_cli
 
 from adamae_rl.ablate import compose_config, split_argv
-from adamae_rl.evaluation.ablation import cell_name, eval_command, expand_grid, train_command
+from adamae_rl.ablation.runner import cell_name, eval_command, expand_grid, train_command
 
 GRID = """\
 name: two

@@ -12,7 +12,7 @@ from PIL import Image
 from adamae_rl.api import geometry_of
 from adamae_rl.builders import load_run
 from adamae_rl.data.transforms import denormalize
-from adamae_rl.evaluation.render import predictions_to_pixels, render, tokens_to_pixels, unpatchify
+from adamae_rl.visualization.render import predictions_to_pixels, render, tokens_to_pixels, unpatchify
 from adamae_rl.models.presets import build_mae
 from adamae_rl.visualize import held_out_clips, visualize
 

@@ -1,7 +1,7 @@
-"""Evaluation of pre-trained MAEs (linear probe, fine-tuning) and rendering of masks.
+"""Evaluation protocols for pre-trained MAEs: linear probe and layer-decay fine-tuning.
 
-Used by the entry points ``python -m adamae_rl.finetune``, ``adamae_rl.ablate`` and
-``adamae_rl.visualize``; nothing here imports an entry point.
+Used by ``python -m adamae_rl.finetune`` (and, through it, the ablation cells); nothing here
+imports an entry point.
 """
 
 from adamae_rl.evaluation.encoder import VideoClassifier, encode_all_tokens, pooled_features

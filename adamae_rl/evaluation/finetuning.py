@@ -10,7 +10,6 @@ least.
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import asdict, dataclass
 
@@ -21,9 +20,7 @@ from tqdm.auto import tqdm
 from adamae_rl.evaluation.data import LabelledSplit, batches
 from adamae_rl.evaluation.encoder import VideoClassifier
 from adamae_rl.evaluation.metrics import topk_accuracy
-
-# Parameters that are never weight-decayed (besides all 1-D ones), as in pre-training.
-NO_DECAY_SUFFIXES = ("pos_embed", "q_bias", "v_bias")
+from adamae_rl.utils.optim import decays, warmup_cosine_factor
 
 
 @dataclass
@@ -74,7 +71,7 @@ def layer_decay_param_groups(model: VideoClassifier, weight_decay: float, layer_
         if not param.requires_grad:
             continue
         layer = layer_id(name, depth)
-        decay = param.ndim > 1 and not name.endswith(NO_DECAY_SUFFIXES)
+        decay = decays(name, param)
         group = groups.setdefault((layer, decay), {
             "params": [], "names": [], "weight_decay": weight_decay if decay else 0.0,
             "lr_scale": layer_decay ** (depth + 1 - layer), "layer_id": layer,
@@ -86,12 +83,7 @@ def layer_decay_param_groups(model: VideoClassifier, weight_decay: float, layer_
 
 def lr_factor(step: int, settings: FinetuneSettings) -> float:
     """Multiplier of the peak rate at ``step``: linear warmup, then cosine to ``min_lr / lr``."""
-    if step < settings.warmup_steps:
-        return (step + 1) / settings.warmup_steps
-    floor = settings.min_lr / settings.lr
-    span = max(settings.steps - settings.warmup_steps, 1)
-    progress = min((step - settings.warmup_steps) / span, 1.0)
-    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+    return warmup_cosine_factor(step, settings.warmup_steps, settings.steps, settings.min_lr / settings.lr)
 
 
 def finetune(

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +18,7 @@ from adamae_rl.evaluation.finetuning import FinetuneSettings, finetune
 from adamae_rl.evaluation.probe import ProbeSettings, linear_probe
 from adamae_rl.models.videomae import VideoMAE
 from adamae_rl.utils.distributed import resolve_device
+from adamae_rl.utils.files import atomic_write_json
 
 log = logging.getLogger("adamae_rl.evaluation")
 
@@ -111,13 +110,5 @@ def evaluate_run(run_dir: str | Path, options: EvalOptions, out: str | Path | No
         "top1": results["pretrained"][primary]["top1"], "top5": results["pretrained"][primary]["top5"],
         **results, "seconds": time.perf_counter() - start,
     }
-    write_json(Path(out) if out else run_dir / EVAL_FILE, report)
+    atomic_write_json(Path(out) if out else run_dir / EVAL_FILE, report)
     return report
-
-
-def write_json(path: Path, value: dict) -> None:
-    """Write atomically: a kill never leaves a torn file that looks finished."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(value, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)

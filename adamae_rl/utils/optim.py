@@ -9,13 +9,22 @@ import torch
 from torch import nn
 
 
+# Parameters that are never weight-decayed besides vectors (biases, norms): tables and tokens.
+NO_DECAY_SUFFIXES = ("pos_embed", "mask_token", "q_bias", "v_bias")
+
+
+def decays(name: str, param: torch.Tensor) -> bool:
+    """VideoMAE's rule: weight decay on matrices only, not on biases, norms, position tables or tokens."""
+    return param.ndim > 1 and not name.endswith(NO_DECAY_SUFFIXES)
+
+
 def param_groups(module: nn.Module, weight_decay: float) -> list[dict]:
-    """Weight decay on matrices only: biases, norms, position tables and tokens are not decayed."""
+    """Two AdamW groups by :func:`decays`: decayed matrices and everything else."""
     decay, no_decay = [], []
     for name, param in module.named_parameters():
         if not param.requires_grad:
             continue
-        if param.ndim <= 1 or name.endswith(("pos_embed", "mask_token", "q_bias", "v_bias")):
+        if not decays(name, param):
             no_decay.append(param)
         else:
             decay.append(param)
@@ -26,16 +35,18 @@ def adamw(groups: Iterable[dict], lr: float, betas: tuple[float, float]) -> torc
     return torch.optim.AdamW(list(groups), lr=lr, betas=tuple(betas))
 
 
+def warmup_cosine_factor(step: int, warmup_steps: int, max_steps: int, floor: float) -> float:
+    """Multiplier of the peak rate at ``step``: linear warmup over ``warmup_steps``, then cosine
+    decay to ``floor`` (= min_lr / peak lr) at ``max_steps``."""
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    span = max(max_steps - warmup_steps, 1)
+    progress = min((step - warmup_steps) / span, 1.0)
+    return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
 def warmup_cosine(optimizer: torch.optim.Optimizer, warmup_steps: int, max_steps: int, min_lr: float) -> torch.optim.lr_scheduler.LambdaLR:
     """Linear warmup from 0 to each group's lr over ``warmup_steps``, then cosine decay to ``min_lr``."""
     base = optimizer.param_groups[0]["lr"]
     floor = min(min_lr / base, 1.0) if base > 0 else 0.0
-
-    def factor(step: int) -> float:
-        if step < warmup_steps:
-            return (step + 1) / warmup_steps
-        span = max(max_steps - warmup_steps, 1)
-        progress = min((step - warmup_steps) / span, 1.0)
-        return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: warmup_cosine_factor(step, warmup_steps, max_steps, floor))

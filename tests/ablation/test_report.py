@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from adamae_rl.evaluation.ablation import expand_grid
-from adamae_rl.evaluation.report import markdown_table
+from adamae_rl.ablation.runner import expand_grid
+from adamae_rl.ablation.report import markdown_table
 
 
 def _row(cell, top1: float, resumed: bool = False, status: str = "done") -> dict:

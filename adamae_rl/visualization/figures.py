@@ -1,4 +1,4 @@
-"""PNG sheets and animated GIFs of a :class:`~adamae_rl.evaluation.render.Rendering`.
+"""PNG sheets and animated GIFs of a :class:`~adamae_rl.visualization.render.Rendering`.
 
 Columns (as the paper's qualitative figures): input | mask overlay | reconstruction | error map |
 sampler probability. Rows are the clip's temporal slices (one frame per tubelet) in a per-clip
@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from adamae_rl.evaluation.render import Rendering, colorize, mask_overlay, tokens_to_pixels
+from adamae_rl.visualization.render import Rendering, colorize, mask_overlay, tokens_to_pixels
 from adamae_rl.models.videomae import VideoMAE
 
 COLUMNS = ("input", "mask (grey = masked)", "reconstruction", "error", "sampler p(visible)")

@@ -1,6 +1,6 @@
 """Render what a masking policy does to held-out clips: masks, reconstructions, errors, sampler maps.
 
-Everything here works on tensors; the figure and GIF writers live in :mod:`adamae_rl.evaluation.figures`.
+Everything here works on tensors; the figure and GIF writers live in :mod:`adamae_rl.visualization.figures`.
 Pixel tensors are ``[3, T, H, W]`` (one clip) or ``[B, 3, T, H, W]`` in [0, 1]; token maps are
 ``[B, N]`` in ``(t h w)`` order and are spread to pixels with :func:`tokens_to_pixels`.
 """

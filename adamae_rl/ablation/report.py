@@ -8,7 +8,7 @@ import statistics
 from collections.abc import Sequence
 from pathlib import Path
 
-from adamae_rl.evaluation.ablation import Cell, CellRecord, read_json
+from adamae_rl.ablation.runner import Cell, CellRecord, read_json
 
 CSV_FIELDS = (
     "case", "cell", "seed", "status", "policy", "objective", "mask_ratio", "effective_mask_ratio", "protocol", "num_classes",

@@ -253,9 +253,9 @@ def _finished(code: int, children: Children, record: CellRecord, failure: str) -
 
 
 def _save(record: CellRecord, run_dir: Path) -> CellRecord:
-    from adamae_rl.evaluation.run_eval import write_json
+    from adamae_rl.utils.files import atomic_write_json
 
-    write_json(run_dir / "cell.json", asdict(record))
+    atomic_write_json(run_dir / "cell.json", asdict(record))
     return record
 
 
