@@ -25,6 +25,7 @@ import sys
 from pathlib import Path
 
 from adamae_rl.builders import plain
+from adamae_rl.cli import run_command, setup_logging
 from adamae_rl.ablation.runner import run_ablation
 from adamae_rl.ablation.report import budget_line, cell_row, markdown_table, write_csv, write_plot
 
@@ -47,8 +48,14 @@ def compose_config(overrides: list[str], train_overrides: list[str] | None = Non
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose("ablate", overrides=overrides)
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+            cfg = compose("ablate", overrides=overrides)
+    except (HydraException, OmegaConfBaseException) as err:  # a bad override: one readable line
+        raise ValueError(" ".join(str(err).split())) from None
     if cfg.get("grid_file"):
         OmegaConf.set_struct(cfg, False)
         cfg.grid = load_grid_file(Path(cfg.grid_file))
@@ -105,23 +112,14 @@ def write_outputs(cfg: dict, cells, records, wall_s: float) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
+    setup_logging()
     overrides, train_overrides = split_argv(list(sys.argv[1:] if argv is None else argv))
     if any(a in ("-h", "--help") for a in overrides):
         print(usage())
         return
-    try:
-        cfg = compose_config(overrides, train_overrides)
-        Path(cfg["out"]).mkdir(parents=True, exist_ok=True)
-        cells, records, wall_s = run_ablation(cfg)
-    except (ValueError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
-    except Exception as err:  # Hydra's override and config errors: one readable line
-        if type(err).__module__.startswith(("hydra", "omegaconf")):
-            print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
-            raise SystemExit(2) from None
-        raise
+    cfg = run_command(lambda: compose_config(overrides, train_overrides), setup=False)
+    Path(cfg["out"]).mkdir(parents=True, exist_ok=True)
+    cells, records, wall_s = run_command(lambda: run_ablation(cfg), setup=False)
     paths = write_outputs(cfg, cells, records, wall_s)
     print((Path(cfg["out"]) / "ablation.md").read_text(encoding="utf-8"))
     for path in paths:

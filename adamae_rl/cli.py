@@ -27,7 +27,10 @@ class RunError(RuntimeError):
 
 
 # Errors that describe the user's input or environment rather than a bug.
-USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, KeyError, OSError, RunError, DataError, RunDirBusyError)
+# ImportError: an optional extra that is not installed (its message says which).
+USER_ERRORS: tuple[type[BaseException], ...] = (
+    ValueError, KeyError, OSError, ImportError, RunError, DataError, RunDirBusyError,
+)
 
 
 def setup_logging(level: int = logging.INFO) -> None:

@@ -9,8 +9,9 @@ directory. Every source tensor must find its place; files are read with
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
+
+from adamae_rl.cli import ArgumentParser, run_command
 
 EXAMPLES = """examples:
   python -m adamae_rl.convert checkpoint-799.pth videomae_b.pt             # official VideoMAE -> adamae_rl
@@ -26,7 +27,7 @@ and Hugging Face configs always do. Otherwise pass --num-heads/--decoder-num-hea
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m adamae_rl.convert", description=__doc__.split("\n\n")[0].split(": ", 1)[1],
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -81,11 +82,7 @@ def run(args: argparse.Namespace) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    try:
-        print(run(args))
-    except (ValueError, FileNotFoundError, FileExistsError, ImportError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
+    print(run_command(lambda: run(args)))
 
 
 if __name__ == "__main__":

@@ -244,19 +244,25 @@ def preflight(argv: list[str]) -> None:
     check_run_dir(cfg["run_dir"])
 
 
-def rewrite_policy_override(argv: list[str], config_dirs: list[Path]) -> list[str]:
-    """``policy=NAME`` with no ``policy/NAME.yaml`` -> ``policy=registered policy.name=NAME``.
+# Config groups whose choices may be registered plug-ins without a config file, and the key that
+# names the plug-in inside the group.
+PLUGIN_GROUPS = {"policy": "name", "model": "preset", "objective": "name", "data": "name"}
 
-    Registered plugins (decorator or entry point) have no config file, yet ``policy=NAME`` must
-    select them; unknown names then fail in the registry with the list of known policies.
+
+def rewrite_plugin_overrides(argv: list[str], config_dirs: list[Path]) -> list[str]:
+    """``GROUP=NAME`` with no ``GROUP/NAME.yaml`` -> ``GROUP=registered GROUP.KEY=NAME``.
+
+    Registered plug-ins (decorator or entry point) have no config file, yet ``policy=NAME``,
+    ``model=NAME``, ``objective=NAME`` and ``data=NAME`` must select them; unknown names then fail
+    in the registry with the list of known ones.
     """
-    known = {p.stem for d in config_dirs for p in (d / "policy").glob("*.yaml")}
     out = []
     for arg in argv:
-        if arg.startswith("policy=") and "," not in arg:
-            name = arg.split("=", 1)[1]
-            if name and name not in known:
-                out += ["policy=registered", f"policy.name={name}"]
+        group, sep, name = arg.partition("=")
+        if sep and group in PLUGIN_GROUPS and name and "," not in name:
+            known = {p.stem for d in config_dirs for p in (d / group).glob("*.yaml")}
+            if name not in known:
+                out += [f"{group}=registered", f"{group}.{PLUGIN_GROUPS[group]}={name}"]
                 continue
         out.append(arg)
     return out
@@ -274,7 +280,7 @@ def _user_config_dirs(argv: list[str]) -> list[Path]:
 
 def main() -> None:
     logging.getLogger("torchrl").setLevel(logging.WARNING)
-    argv = rewrite_policy_override(sys.argv[1:], [CONFIG_DIR, *_user_config_dirs(sys.argv)])
+    argv = rewrite_plugin_overrides(sys.argv[1:], [CONFIG_DIR, *_user_config_dirs(sys.argv)])
     run_command(lambda: preflight(argv), setup=False)
     sys.argv = [sys.argv[0], *argv]
     _hydra_entry()

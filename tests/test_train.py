@@ -118,11 +118,13 @@ def test_nonfinite_loss_skip_mode_counts(tmp_path: Path, monkeypatch: pytest.Mon
     assert summary["steps"] == 12 and summary["nonfinite_skipped"] == 1
 
 
-def test_rewrite_policy_override() -> None:
+def test_rewrite_plugin_overrides() -> None:
     dirs = [train.CONFIG_DIR]
-    assert train.rewrite_policy_override(["policy=adaptive"], dirs) == ["policy=adaptive"]
-    assert train.rewrite_policy_override(["policy=motion", "x=1"], dirs) == ["policy=registered", "policy.name=motion", "x=1"]
-    assert train.rewrite_policy_override(["policy=adaptive,random"], dirs) == ["policy=adaptive,random"]
+    assert train.rewrite_plugin_overrides(["policy=adaptive"], dirs) == ["policy=adaptive"]
+    assert train.rewrite_plugin_overrides(["policy=motion", "x=1"], dirs) == ["policy=registered", "policy.name=motion", "x=1"]
+    assert train.rewrite_plugin_overrides(["policy=adaptive,random"], dirs) == ["policy=adaptive,random"]
+    assert train.rewrite_plugin_overrides(["model=wide", "data=noise", "objective=adamae"], dirs) == [
+        "model=registered", "model.preset=wide", "data=registered", "data.name=noise", "objective=adamae"]
 
 
 # --- command line -----------------------------------------------------------------------------------

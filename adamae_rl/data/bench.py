@@ -12,7 +12,6 @@ figure is the median. ``--decoder all`` takes every backend that runs here.
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import time
@@ -20,6 +19,7 @@ from collections.abc import Sequence
 
 import torch
 
+from adamae_rl.cli import ArgumentParser
 from adamae_rl.data.decoders import BACKENDS, available_backends, resolve_decoder
 from adamae_rl.geometry import ClipGeometry
 from adamae_rl.data.loader import ClipStream, DataError, ResumableSampler, SampleKey
@@ -60,7 +60,10 @@ def time_stream(
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(
+        prog="python -m adamae_rl.data.bench", description=__doc__.split("\n\n")[0],
+        epilog="example: python -m adamae_rl.data.bench shapes/train.txt --decoder all --workers 0 1 2",
+    )
     parser.add_argument("list_file")
     parser.add_argument("--decoder", nargs="+", default=["auto"],
                         help=f"decoder backends to compare: auto, all, {', '.join(BACKENDS)} (default: auto)")

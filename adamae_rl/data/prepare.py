@@ -19,7 +19,6 @@ leaves them out.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import multiprocessing
@@ -33,6 +32,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from adamae_rl.cli import ArgumentParser, run_command
 from adamae_rl.data.decoders import VideoReadError, check_file, scaled_size, short_reason
 from adamae_rl.data.video import VideoEntry, fg_mask_path, load_fg_mask, read_video_list, save_fg_mask
 
@@ -285,10 +285,11 @@ def _in_pool(jobs: Sequence[Job], options: EncodeOptions, workers: int):
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m adamae_rl.data.prepare",
         description=__doc__.split("\n\n")[0],
-        epilog="Then train with data=video data.train_list=OUT/<LIST's name>.",
+        epilog="example: python -m adamae_rl.data.prepare k400/train.txt k400_320 --short-side 320 --workers 4\n"
+        "Then train with data=video data.train_list=OUT/<LIST's name>.",
     )
     parser.add_argument("list_file", metavar="LIST", help="VideoMAE list: 'path label' or 'path 0 -1' lines")
     parser.add_argument("out_dir", metavar="OUT", type=Path, help="output folder (created; rerun to resume)")
@@ -308,11 +309,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             f"{args.keyint}, {args.workers}, {args.fps}"
         )
     options = EncodeOptions(args.short_side or None, args.fps, args.crf, args.keyint, args.preset)
-    try:
-        report = prepare(args.list_file, args.out_dir, options, args.root, args.workers, not args.no_progress)
-    except (ValueError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
+    report = run_command(
+        lambda: prepare(args.list_file, args.out_dir, options, args.root, args.workers, not args.no_progress)
+    )
     skipped = len(report.skipped or {})
     print(
         f"prepared {report.done} videos, {report.already} already done, {skipped} bad files skipped"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from adamae_rl.models import build_mae, list_models, mae_config
 
@@ -41,3 +42,19 @@ def test_tiny_builds_small_model():
     model = build_mae("tiny", img_size=32, num_frames=8)
     assert model.cfg.embed_dim == 128 and len(model.blocks) == 4 and len(model.decoder_blocks) == 2
     assert sum(p.numel() for p in model.parameters()) < 2_000_000
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_every_registered_model_keeps_the_env_contract(name: str) -> None:
+    """Each registered model (at one block, small clips) runs through the env and policies."""
+    import adamae_rl
+
+    torch.manual_seed(0)
+    model = build_mae(name, img_size=32, num_frames=4, depth=1, decoder_depth=1)
+    env = adamae_rl.make_env(model, data="synthetic", batch_size=2, mask_ratio=0.75)
+    td = env.reset()
+    assert td["tokens"].shape == (2, model.cfg.num_tokens, model.cfg.embed_dim)
+    td = env.step(adamae_rl.make_policy("random", env=env)(td))
+    reward, loss = td["next", "reward"], td["next", "loss_recon"]
+    assert reward.shape == (2, model.cfg.num_tokens, 1) and loss.shape == (2,) and loss.requires_grad
+    assert bool((reward.squeeze(-1)[~td["mask"]] == 0).all())
