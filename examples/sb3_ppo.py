@@ -1,7 +1,7 @@
 """Stable-Baselines3 PPO as the masking policy, through the gymnasium adapter.
 
     pip install -e ".[sb3]"
-    python examples/sb3_ppo.py                # about a minute on two CPU cores
+    python examples/sb3_ppo.py                # about 1.5-3 minutes on two CPU cores
 
 1. Pre-train a small MAE (the ``tiny`` preset on 4-frame 32x32 clips, 2 encoder blocks, raw-pixel
    targets) for a few steps with random masks, so that its reconstruction errors tell moving
@@ -65,7 +65,7 @@ def enrichment(agent: PPO, envs: VecNormalize, env: MaskedVideoGymEnv, clips: in
 
 
 def run(
-    ppo_steps: int = 8192,
+    ppo_steps: int = 16384,
     mae_steps: int = 150,
     mask_ratio: float = 0.75,
     eval_clips: int = 128,
@@ -85,7 +85,7 @@ def run(
     held_out = MaskedVideoGymEnv(model, val_clips, mask_ratio, **options)
     # One-step episodes: returns are the rewards; small rollouts give frequent updates.
     agent = PPO(
-        "MlpPolicy", envs, n_steps=64, batch_size=128, n_epochs=10, learning_rate=3e-3, seed=seed, verbose=0,
+        "MlpPolicy", envs, n_steps=64, batch_size=128, n_epochs=10, learning_rate=1e-3, seed=seed, verbose=0,
     )
     before = enrichment(agent, envs, held_out, eval_clips)
     agent.learn(total_timesteps=ppo_steps)
@@ -107,7 +107,7 @@ def run(
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--ppo-steps", type=int, default=8192, help="environment steps of PPO training")
+    parser.add_argument("--ppo-steps", type=int, default=16384, help="environment steps of PPO training")
     parser.add_argument("--mae-steps", type=int, default=150, help="MAE pre-training steps (batch 16)")
     parser.add_argument("--mask-ratio", type=float, default=0.75)
     parser.add_argument("--eval-clips", type=int, default=128)

@@ -64,6 +64,6 @@ def test_example_runs_and_reports_enrichment(capsys):
 
 @pytest.mark.slow
 def test_ppo_raises_foreground_enrichment_on_held_out_clips():
-    result = load_example().run(ppo_steps=8192, seed=0)
+    result = load_example().run(ppo_steps=16384, seed=0)
     assert result["enrichment_before"] < 1.1
     assert result["enrichment_after"] > 1.2, result
