@@ -1,81 +1,108 @@
 """A gymnasium view of the masking environment: one clip per episode, one step per episode.
 
-Observation: the clip's pixel patches, flattened ``[N * P]`` (reshape to ``[N, P]``; a 1-D Box
-is what gymnasium's checker expects of a non-image observation). Action: ``MultiBinary(N)``,
-1 = masked, exactly ``N_m`` ones. Reward: the mean reconstruction error over the masked tokens;
-``info["token_reward"]`` holds the per-token errors ``[N]`` (0 where visible).
+Options (all pass gymnasium's and Stable-Baselines3's environment checkers):
+
+- ``action="mask"`` (default): ``MultiBinary(N)``, 1 = masked, exactly ``N_m`` ones; any other
+  count is an error. For agents that emit valid masks (e.g. this package's policies).
+  ``action="scores"``: ``Box(-1, 1, (N,))`` per-token scores; the ``N_v`` highest are visible
+  (top-k with a random tie-break, see :func:`~adamae_rl.envs.gym_spaces.scores_to_mask` for why
+  top-k). This is the form for off-the-shelf agents (PPO, SAC, ...).
+- ``observation="patches"`` (default): the clip's pixel patches ``[N * P]``;
+  ``"tokens"``: the MAE's patch embeddings ``[N * D]`` (reshape to ``[N, D]``; tokens in
+  ``(t h w)`` order); ``"pooled"``: their mean over tokens ``[D]``. 1-D boxes with exact bounds.
+- ``reward="hide_hard"`` (default): the mean reconstruction error over the masked tokens (an
+  agent maximizing it masks the tokens the MAE finds hardest, the adversarial reading);
+  ``"show_hard"``: minus that error (an agent leaves the hard tokens visible, the direction
+  AdaMAE's sampler moves; on the synthetic clips this shows the moving shapes).
+  ``"hide_hard_relative"`` / ``"show_hard_relative"``: the same directions measured against a
+  uniformly random mask of the same clip, ``(e - e_random) / e_random`` and
+  ``(e_random - e) / e_random``, where ``e`` is the agent's mean masked error and ``e_random``
+  that of a random mask drawn by the environment (one extra clip in the same MAE pass). A
+  random agent scores 0 on average whatever the clip. Why: most of the plain reward's spread
+  comes from how hard the clip is (how many shapes, how textured), which no mask changes; the
+  agent's value function would have to learn it from the observation before the mask's own
+  effect shows. Dividing by ``e_random`` puts every clip on the same scale. For each clip the
+  best mask is the same as for the plain reward. ``info["random_error"]`` holds ``e_random``.
+
+``info["token_reward"]`` always holds the per-token errors ``[N]`` (0 where visible) and
+``info["mask"]`` the applied mask ``[N]`` (True = masked). Reset info carries the clip's extra
+entries (``label``, ``fg_tokens``, ...) and its dataset ``index``.
 
 The adapter scores masks with the MAE it is given; it does not train it (use ``MaskedVideoEnv``
-and the training loop for that).
+and the training loop for that). It works in ``gymnasium.vector.SyncVectorEnv`` and
+``AsyncVectorEnv``; importing TorchRL makes ``spawn`` Python's default start method, so pass
+``context="fork"`` to ``AsyncVectorEnv`` on Linux to skip re-importing torch in every worker.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 import gymnasium as gym
 import numpy as np
 import torch
-from gymnasium import spaces
 from torch.utils.data import Dataset
 
-from adamae_rl.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from adamae_rl.envs.gym_spaces import (
+    ACTIONS,
+    OBSERVATIONS,
+    FixedCountMultiBinary,
+    check_option,
+    observation_space,
+    observe,
+    score_space,
+    scores_to_mask,
+)
 from adamae_rl.envs.masked_video import reconstruction_step
 from adamae_rl.models.videomae import VideoMAE
 from adamae_rl.policies.distributions import count_masked
 
+REWARDS = ("hide_hard", "show_hard", "hide_hard_relative", "show_hard_relative")
 
-class FixedCountMultiBinary(spaces.MultiBinary):
-    """``MultiBinary(n)`` whose samples and members have exactly ``num_ones`` ones."""
-
-    def __init__(self, n: int, num_ones: int, seed: int | None = None) -> None:
-        super().__init__(n, seed=seed)
-        self.num_ones = num_ones
-
-    def sample(self, mask: Any = None, probability: Any = None) -> np.ndarray:
-        keys = self.np_random.random(self.n)
-        out = np.zeros(self.n, dtype=self.dtype)
-        out[np.argsort(keys)[: self.num_ones]] = 1
-        return out
-
-    def contains(self, x: Any) -> bool:
-        return bool(super().contains(x)) and int(np.asarray(x).sum()) == self.num_ones
-
-    def __repr__(self) -> str:
-        return f"FixedCountMultiBinary({self.n}, num_ones={self.num_ones})"
-
-
-def _patch_box(num_tokens: int, patch_dim: int, channels: int) -> spaces.Box:
-    """Bounds of normalized pixels in [0, 1], per channel, tiled over the ``(t p p c)`` layout."""
-    mean, std = np.array(IMAGENET_MEAN[:channels]), np.array(IMAGENET_STD[:channels])
-    reps = num_tokens * patch_dim // channels
-    low = np.tile(-mean / std, reps).astype(np.float32)
-    high = np.tile((1 - mean) / std, reps).astype(np.float32)
-    return spaces.Box(low, high, dtype=np.float32)
+__all__ = ["MaskedVideoGymEnv", "FixedCountMultiBinary", "ACTIONS", "OBSERVATIONS", "REWARDS"]
 
 
 class MaskedVideoGymEnv(gym.Env):
     """Gymnasium environment over a clip dataset and an MAE.
 
     Args:
-        model: the MAE that scores masks.
+        model: the MAE that scores masks (put in eval mode; not trained here).
         dataset: map-style clip dataset (items with ``video`` ``[C, T, H, W]``).
         mask_ratio: share of masked tokens in (0, 1).
         device: where the MAE runs.
+        action: ``"mask"`` or ``"scores"`` (see the module docstring).
+        observation: ``"patches"``, ``"tokens"`` or ``"pooled"``.
+        reward: ``"hide_hard"`` (+ mean masked error), ``"show_hard"`` (- mean masked error), or
+            either with ``_relative`` (measured against a random mask of the same clip).
     """
 
     metadata = {"render_modes": []}
 
-    def __init__(self, model: VideoMAE, dataset: Dataset, mask_ratio: float, device: str = "cpu") -> None:
+    def __init__(
+        self,
+        model: VideoMAE,
+        dataset: Dataset,
+        mask_ratio: float,
+        device: str = "cpu",
+        action: str = "mask",
+        observation: str = "patches",
+        reward: str = "hide_hard",
+    ) -> None:
         super().__init__()
+        check_option("action", action, ACTIONS)
+        check_option("observation", observation, OBSERVATIONS)
+        check_option("reward", reward, REWARDS)
         self.model = model.to(device).eval()
         self.dataset = dataset
         self.device = torch.device(device)
+        self.action, self.observation, self.reward = action, observation, reward
         cfg = model.cfg
         self.num_tokens, self.patch_dim = cfg.num_tokens, cfg.patch_dim
         self.num_masked = count_masked(cfg.num_tokens, mask_ratio)
-        self.observation_space = _patch_box(cfg.num_tokens, cfg.patch_dim, cfg.in_chans)
-        self.action_space = FixedCountMultiBinary(cfg.num_tokens, self.num_masked)
+        self.num_visible = self.num_tokens - self.num_masked
+        self.observation_space = observation_space(model, observation)
+        if action == "mask":
+            self.action_space = FixedCountMultiBinary(cfg.num_tokens, self.num_masked)
+        else:
+            self.action_space = score_space(cfg.num_tokens)
         self._video: torch.Tensor | None = None
         self._obs: np.ndarray | None = None
 
@@ -84,8 +111,7 @@ class MaskedVideoGymEnv(gym.Env):
         index = int(self.np_random.integers(len(self.dataset)))
         item = self.dataset[index]
         self._video = item["video"].unsqueeze(0).to(self.device)
-        patches = self.model.patchify(self._video)[0]
-        obs = patches.reshape(-1).cpu().numpy().astype(np.float32)
+        obs = observe(self.model, self._video, self.observation)
         # Resizing filters can overshoot [0, 1] by a hair; keep observations inside the space.
         self._obs = np.clip(obs, self.observation_space.low, self.observation_space.high)
         info = {"index": index}
@@ -97,15 +123,48 @@ class MaskedVideoGymEnv(gym.Env):
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]:
         if self._video is None:
             raise RuntimeError("call reset() before step()")
-        action = np.asarray(action)
-        if action.shape != (self.num_tokens,):
-            raise ValueError(f"action must be a 0/1 vector of shape ({self.num_tokens},), got {action.shape}")
-        if not np.isin(action, (0, 1)).all():
-            raise ValueError("action must hold only 0 and 1 (1 = masked)")
-        if int(action.sum()) != self.num_masked:
-            raise ValueError(f"action masks {int(action.sum())} tokens; this environment masks exactly {self.num_masked}")
-        mask = torch.as_tensor(action.astype(bool), device=self.device).unsqueeze(0)
+        mask_np = self._mask_of(np.asarray(action))
+        masks = [mask_np]
+        relative = self.reward.endswith("_relative")
+        if relative:
+            masks.append(self.np_random.permutation(self.num_tokens) < self.num_masked)
+        mask = torch.as_tensor(np.stack(masks), device=self.device)  # [1 or 2, N]
+        video = self._video.expand(len(masks), *self._video.shape[1:])
         with torch.no_grad():
-            reward, loss = reconstruction_step(self.model, self._video, mask)
-        token_reward = reward[0, :, 0].cpu().numpy()
-        return self._obs.copy(), float(loss[0]), True, False, {"token_reward": token_reward}
+            token_reward, loss = reconstruction_step(self.model, video, mask)
+        error = float(loss[0])
+        info = {"token_reward": token_reward[0, :, 0].cpu().numpy(), "mask": mask_np}
+        if relative:
+            random_error = float(loss[1])
+            info["random_error"] = random_error
+            # Errors are squared pixel differences: positive unless a clip is reproduced exactly.
+            gain = (error - random_error) / max(random_error, 1e-12)
+        else:
+            gain = error
+        reward = gain if self.reward.startswith("hide_hard") else -gain
+        return self._obs.copy(), reward, True, False, info
+
+    # --- actions -----------------------------------------------------------------------------------
+    def _mask_of(self, action: np.ndarray) -> np.ndarray:
+        """The bool mask ``[N]`` (True = masked) of one action, or a ValueError saying what is wrong."""
+        n = self.num_tokens
+        if self.action == "mask":
+            if action.shape != (n,):
+                raise ValueError(f"action must be a 0/1 vector of shape ({n},), got {action.shape}")
+            if not np.isin(action, (0, 1)).all():
+                raise ValueError("action must hold only 0 and 1 (1 = masked)")
+            count = int(action.sum())
+            if count != self.num_masked:
+                raise ValueError(
+                    f"action masks {count} tokens; this environment masks exactly {self.num_masked} "
+                    "(agents that sample bits independently need action='scores')"
+                )
+            return action.astype(bool)
+        if action.shape != (n,):
+            raise ValueError(f"scores action must have shape ({n},), got {action.shape}")
+        if not np.issubdtype(action.dtype, np.number) or np.issubdtype(action.dtype, np.complexfloating):
+            raise ValueError(f"scores action must be real numbers, got dtype {action.dtype}")
+        bad = np.flatnonzero(~np.isfinite(action))
+        if bad.size:
+            raise ValueError(f"scores action must be finite; got {action[bad[:5]].tolist()} at tokens {bad[:5].tolist()}")
+        return scores_to_mask(action.astype(np.float64), self.num_visible, self.np_random)
