@@ -54,7 +54,7 @@ CONFIG_DIR = Path(__file__).parent / "configs"
 RESUMABLE_CHANGES = {
     "run_dir", "trainer.max_steps", "trainer.log_every", "trainer.eval_every", "trainer.ckpt_every",
     "trainer.keep_checkpoints", "trainer.resume", "trainer.device", "trainer.progress",
-    "trainer.tensorboard", "trainer.eval_batches", "data.num_workers",
+    "trainer.tensorboard", "trainer.eval_batches", "data.num_workers", "trainer.compile",
 }
 
 
@@ -140,6 +140,16 @@ def build_parts(cfg: dict, device: torch.device, proc: Process) -> Parts:
         if parts.learnable:
             parts.policy = DDP(policy, device_ids=ids)
     return parts
+
+
+def compile_parts(parts: Parts) -> bool:
+    """``trainer.compile=true``: compile the transformer blocks of the MAE and the policy (inductor).
+
+    Falls back to eager with a warning when compiling is not possible. True when compiled.
+    """
+    from adamae_rl.models.videomae import compile_blocks
+
+    return compile_blocks(parts.model) and compile_blocks(unwrap(parts.policy))
 
 
 def unwrap(module: nn.Module) -> nn.Module:
@@ -306,6 +316,8 @@ def run(cfg: dict, run_dir: Path) -> dict:
         raise ValueError(f"trainer.on_nonfinite must be 'stop' or 'skip', got {trainer['on_nonfinite']!r}")
 
     parts = build_parts(cfg, device, proc)
+    if trainer.get("compile", False):
+        compile_parts(parts)
     progress = Progress()
     resumed = find_resume(cfg, run_dir)
     if resumed is not None:
