@@ -10,7 +10,8 @@ is. :func:`flop_counter` adds formulas for both:
 - forward: two matmuls, ``q @ k^T`` and ``p @ v``: ``4 * B * H * Lq * Lk * D``;
 - backward: twice the forward, ``8 * B * H * Lq * Lk * D`` (the gradients of both matmuls with
   respect to both operands). Recomputing the scores inside the backward kernel is not counted:
-  MFU counts the model's FLOPs, not the kernel's extra work.
+  MFU counts the model's FLOPs, not the kernel's extra work. The CUDA backward kernels, which
+  torch counts with the recomputation, get the same formula, so MFU means the same on any device.
 
 :func:`matmul_peak` times a large square matmul in the given dtype on the given device: the
 throughput this process can reach right now, the denominator of MFU.
@@ -50,19 +51,24 @@ def attention_backward_flops(query_shape: Any, key_shape: Any, value_shape: Any)
     return 2 * attention_forward_flops(query_shape, key_shape, value_shape)
 
 
-def _cpu_flash_forward(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
+def _attention_forward(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
     return attention_forward_flops(query_shape, key_shape, value_shape)
 
 
-def _cpu_flash_backward(grad_out_shape, query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
+def _attention_backward(grad_out_shape, query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
     return attention_backward_flops(query_shape, key_shape, value_shape)
 
 
 # Formulas for kernels torch's own registry leaves at zero. Keys are op overload packets, as
 # FlopCounterMode's ``custom_mapping`` expects; formulas take shapes (FlopCounterMode wraps them).
+# The CUDA backward kernels are counted by torch with the recomputed scores (5 matmuls); they are
+# re-registered here as twice the forward, so that MFU means the same thing on every device.
 EXTRA_FORMULAS: dict[Any, Callable[..., int]] = {
-    aten._scaled_dot_product_flash_attention_for_cpu: _cpu_flash_forward,
-    aten._scaled_dot_product_flash_attention_for_cpu_backward: _cpu_flash_backward,
+    aten._scaled_dot_product_flash_attention_for_cpu: _attention_forward,
+    aten._scaled_dot_product_flash_attention_for_cpu_backward: _attention_backward,
+    aten._scaled_dot_product_flash_attention_backward: _attention_backward,
+    aten._scaled_dot_product_efficient_attention_backward: _attention_backward,
+    aten._scaled_dot_product_cudnn_attention_backward: _attention_backward,
 }
 
 
