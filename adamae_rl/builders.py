@@ -22,7 +22,7 @@ from adamae_rl.api import make_env, make_objective, make_policy
 from adamae_rl.envs.masked_video import MaskedVideoEnv
 from adamae_rl.geometry import policy_geometry
 from adamae_rl.models.presets import build_mae
-from adamae_rl.models.videomae import VideoMAE
+from adamae_rl.models.videomae import VideoMAE, compile_blocks
 from adamae_rl.objectives.reconstruction import ReconstructionLoss
 from adamae_rl.policies.registry import UnknownPolicyError, build_policy
 from adamae_rl.utils.checkpoint import CheckpointError, load_checkpoint
@@ -166,7 +166,17 @@ def build_run(cfg: Mapping[str, Any], device: torch.device, proc: Process) -> Ru
         parts.sched_policy = warmup_cosine(parts.opt_policy, optim["warmup_steps"], trainer["max_steps"], optim["min_lr"] * scale)
         if proc.distributed:
             parts.policy = _ddp(policy, ddp_ids)
+    if trainer.get("compile", False):
+        compile_run(parts)
     return parts
+
+
+def compile_run(parts: RunParts) -> bool:
+    """``trainer.compile=true``: compile the transformer blocks of the MAE and the policy (inductor).
+
+    Falls back to eager with a warning when compiling is not possible. True when compiled.
+    """
+    return compile_blocks(parts.model) and compile_blocks(parts.policy_module)
 
 
 def _ddp(module: nn.Module, device_ids: list[int] | None) -> nn.Module:

@@ -46,6 +46,7 @@ class TrainerConfig(_Section):
     keep_checkpoints: int = resumable(ge=0)
     device: str = resumable()
     precision: Literal["fp32", "bf16"]
+    compile: bool = resumable(False)
     seed: int = Field(ge=0)
     resume: str = resumable()
     on_nonfinite: Literal["stop", "skip"]

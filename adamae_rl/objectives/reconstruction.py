@@ -12,10 +12,11 @@ from dataclasses import dataclass
 
 from tensordict import TensorDict, TensorDictBase
 from tensordict.utils import NestedKey
-from torchrl.objectives import LossModule
+
+from adamae_rl.objectives.base import KeyedLoss
 
 
-class ReconstructionLoss(LossModule):
+class ReconstructionLoss(KeyedLoss):
     """``loss_recon``: the batch mean of the env's per-clip reconstruction losses.
 
     Expected entry (renameable with ``set_keys``): ``("next", "loss_recon")`` ``[B]``.
@@ -26,9 +27,7 @@ class ReconstructionLoss(LossModule):
         loss_recon: NestedKey = ("next", "loss_recon")
 
     default_keys = _AcceptedKeys
-
-    def _forward_value_estimator_keys(self, **kwargs) -> None:
-        pass  # no value estimator: the loss is read straight from the step
+    out_keys = ["loss_recon"]
 
     def forward(self, tensordict: TensorDictBase) -> TensorDict:
         key = self.tensor_keys.loss_recon

@@ -19,13 +19,13 @@ import torch
 from tensordict import TensorDict, TensorDictBase
 from tensordict.utils import NestedKey
 from torch import nn
-from torchrl.objectives import LossModule
 
+from adamae_rl.objectives.base import KeyedLoss
 from adamae_rl.objectives.registry import register_objective
 from adamae_rl.policies.distributions import plackett_luce_log_prob
 
 
-class MaskingLoss(LossModule):
+class MaskingLoss(KeyedLoss):
     """Shared key handling for the masking objectives."""
 
     @dataclass
@@ -42,9 +42,6 @@ class MaskingLoss(LossModule):
         # Held for reference (e.g. checkpointing next to the loss), never re-run: the logits in the
         # tensordict already carry the graph into the policy.
         self._policy_ref = [policy]
-
-    def _forward_value_estimator_keys(self, **kwargs) -> None:
-        pass  # no value estimator: rewards are per-token errors, episodes are one step long
 
     def _inputs(self, td: TensorDictBase) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
         keys = self.tensor_keys
@@ -73,6 +70,8 @@ class AdaMAELoss(MaskingLoss):
         policy: the learnable masking policy (kept for reference).
         coef: loss coefficient.
     """
+
+    out_keys = ["loss_policy", "reward_mean", "entropy"]
 
     def __init__(self, policy: nn.Module | None = None, coef: float = 1e-4) -> None:
         super().__init__(policy)
@@ -121,6 +120,7 @@ class PlackettLuceLoss(MaskingLoss):
     """
 
     DIRECTIONS = {"show_hard": -1.0, "hide_hard": 1.0}
+    out_keys = ["loss_policy", "reward_mean", "advantage_std", "log_prob_mean", "entropy", "loss_entropy"]
 
     def __init__(
         self,
@@ -182,7 +182,7 @@ class PlackettLuceLoss(MaskingLoss):
         return current
 
 
-class NoPolicyLoss(LossModule):
+class NoPolicyLoss(KeyedLoss):
     """For policies without parameters: no loss term, only the mean reward as a diagnostic."""
 
     @dataclass
@@ -191,9 +191,7 @@ class NoPolicyLoss(LossModule):
         reward: NestedKey = ("next", "reward")
 
     default_keys = _AcceptedKeys
-
-    def _forward_value_estimator_keys(self, **kwargs) -> None:
-        pass
+    out_keys = ["reward_mean"]
 
     def forward(self, tensordict: TensorDictBase) -> TensorDict:
         mask = tensordict.get(self.tensor_keys.mask)
