@@ -37,6 +37,19 @@ def reconstruction_step(
     return errors.detach().unsqueeze(-1), loss_recon
 
 
+def observation(model: VideoMAE, video: torch.Tensor, token_grad: bool = False) -> dict[str, torch.Tensor]:
+    """What a policy observes of a clip batch ``video`` ``[B, C, T, H, W]``.
+
+    Returns:
+        ``video``; ``tokens`` ``[B, N, D]``, the MAE's patch embeddings, detached unless
+        ``token_grad`` (the sampler's input then carries its loss into the patch embedding, as
+        AdaMAE's own code does); ``patches`` ``[B, N, P]``, the raw pixel patches.
+    """
+    with nullcontext() if token_grad else torch.no_grad():
+        tokens = model.embed(video)
+    return {"video": video, "tokens": tokens, "patches": model.patchify(video)}
+
+
 class MaskedVideoEnv(EnvBase):
     """One episode = one step: observe a batch of clips, choose masks, get per-token errors.
 
@@ -153,15 +166,9 @@ class MaskedVideoEnv(EnvBase):
     def _reset(self, tensordict: TensorDictBase | None = None, **kwargs) -> TensorDictBase:
         batch = self._pending if self._pending is not None else self._next_batch()
         self._pending = None
-        video = batch["video"]
-        # By default the sampler's input carries no gradient into the MAE (see ``token_grad``).
-        with nullcontext() if self.token_grad else torch.no_grad():
-            tokens = self.model.embed(video)
         out = {k: v for k, v in batch.items() if k not in OWN_KEYS}
         out.update(
-            video=video,
-            tokens=tokens,
-            patches=self.model.patchify(video),
+            **observation(self.model, batch["video"], self.token_grad),
             loss_recon=torch.zeros(self.batch_size, device=self.device),
             done=torch.zeros((*self.batch_size, 1), dtype=torch.bool, device=self.device),
             terminated=torch.zeros((*self.batch_size, 1), dtype=torch.bool, device=self.device),

@@ -18,7 +18,8 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from adamae_rl.data.transforms import denormalize
+from adamae_rl.geometry import ClipGeometry
+from adamae_rl.pixels import denormalize, normalize_patches
 
 
 @dataclass
@@ -40,12 +41,7 @@ class MAEConfig:
     norm_target: bool = True  # per-patch normalized pixels (VideoMAE default) vs raw [0, 1] pixels
 
     def __post_init__(self) -> None:
-        if self.num_frames % self.tubelet_size:
-            raise ValueError(
-                f"num_frames={self.num_frames} is not divisible by tubelet_size={self.tubelet_size}"
-            )
-        if self.img_size % self.patch_size:
-            raise ValueError(f"img_size={self.img_size} is not divisible by patch_size={self.patch_size}")
+        ClipGeometry.of(self)  # refuses sizes that do not divide, naming them
         for width, heads, what in (
             (self.embed_dim, self.num_heads, "encoder"),
             (self.decoder_embed_dim, self.decoder_num_heads, "decoder"),
@@ -55,14 +51,12 @@ class MAEConfig:
 
     @property
     def grid(self) -> tuple[int, int, int]:
-        """Token grid ``(T/t, H/p, W/p)``."""
-        side = self.img_size // self.patch_size
-        return self.num_frames // self.tubelet_size, side, side
+        """Token grid ``(T/t, H/p, W/p)`` (see :class:`adamae_rl.geometry.ClipGeometry`)."""
+        return ClipGeometry.of(self).grid
 
     @property
     def num_tokens(self) -> int:
-        t, h, w = self.grid
-        return t * h * w
+        return ClipGeometry.of(self).num_tokens
 
     @property
     def patch_dim(self) -> int:
@@ -346,14 +340,7 @@ class VideoMAE(nn.Module):
         VideoMAE's ``normlize_target``), or raw pixels in [0, 1] when ``norm_target`` is off.
         """
         pixels = self.patchify(denormalize(video.float()))
-        if not self.cfg.norm_target:
-            return pixels
-        per_channel = pixels.unflatten(-1, (-1, self.cfg.in_chans))  # [B, N, t*p*p, C]
-        mean = per_channel.mean(dim=2, keepdim=True)
-        centred = per_channel - mean
-        # Unbiased variance from the centred values (two plain passes; Welford's var is 3x slower).
-        var = centred.square().sum(dim=2, keepdim=True) / (per_channel.shape[2] - 1)
-        return (centred / (var.sqrt() + 1e-6)).flatten(-2)
+        return normalize_patches(pixels, self.cfg.in_chans) if self.cfg.norm_target else pixels
 
     # --- encoder / decoder ------------------------------------------------------------------------
     def forward_encoder(self, video: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:

@@ -14,8 +14,9 @@ from einops import rearrange
 from tensordict import TensorDict
 from torch import nn
 
-from adamae_rl.data.transforms import denormalize
+from adamae_rl.envs.masked_video import observation
 from adamae_rl.models.videomae import VideoMAE, gather_tokens
+from adamae_rl.pixels import denormalize, denormalize_patches
 
 
 @dataclass
@@ -77,18 +78,12 @@ def predictions_to_pixels(pred: torch.Tensor, pixel_patches: torch.Tensor, mask:
     """
     if not model.cfg.norm_target:
         return pred
-    c = model.cfg.in_chans
-    true = rearrange(gather_tokens(pixel_patches, mask), "b n (k c) -> b n k c", c=c)
-    mean = true.mean(dim=2, keepdim=True)
-    std = true.var(dim=2, unbiased=True, keepdim=True).sqrt() + 1e-6  # as MAE targets
-    pixels = rearrange(pred, "b n (k c) -> b n k c", c=c) * std + mean
-    return rearrange(pixels, "b n k c -> b n (k c)")
+    return denormalize_patches(pred, gather_tokens(pixel_patches, mask), model.cfg.in_chans)
 
 
 def observe(model: VideoMAE, video: torch.Tensor, fg_tokens: torch.Tensor | None = None) -> TensorDict:
-    """The observation a policy reads (as ``MaskedVideoEnv.reset``): ``tokens``, ``patches``, ``video``."""
-    with torch.no_grad():
-        out = {"video": video, "tokens": model.embed(video), "patches": model.patchify(video)}
+    """The observation a policy reads, built as ``MaskedVideoEnv.reset`` builds it."""
+    out = observation(model, video)
     if fg_tokens is not None:
         out["fg_tokens"] = fg_tokens
     return TensorDict(out, batch_size=[video.shape[0]])
