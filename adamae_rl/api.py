@@ -92,9 +92,18 @@ def make_policy(
     return policy
 
 
+def check_objective_fits(policy: Any, name: str) -> None:
+    """A policy (or its class) that lists the objectives able to train it (``objectives``) refuses others."""
+    accepted = getattr(policy, "objectives", None)
+    if accepted and name not in accepted:
+        policy_name = getattr(policy, "registered_name", None) or type(policy).__name__
+        raise ValueError(f"policy {policy_name} is trained by objective={' or objective='.join(accepted)}, got objective={name}")
+
+
 def make_objective(name: str, policy: nn.Module, **options: Any) -> nn.Module:
     """The REINFORCE objective ``name`` for ``policy``; non-learnable policies get no policy loss."""
     factory = OBJECTIVES.get(name)  # unknown names fail here, listing the known ones
     if not getattr(policy, "learnable", False):
         return NoPolicyLoss()
+    check_objective_fits(policy, name)
     return factory(policy, **options)

@@ -239,9 +239,13 @@ def _plugin_problems(cfg: Mapping[str, Any]) -> list[str]:
         factory, options = resolve_factory({k: v for k, v in cfg["policy"].items() if v is not None})
         problems += signature_problems(factory, options, "policy.", skip=GEOMETRY_KEYS)
     except ValueError as err:
+        factory = None
         problems.append(f"policy: {err}")
     objective = dict(cfg["objective"])
     name = objective.pop("name", None)
+    accepted = getattr(factory, "objectives", None) if isinstance(factory, type) else None
+    if accepted and name not in accepted:  # e.g. loss_predictor is trained by loss_prediction only
+        problems.append(f"objective.name: policy {cfg['policy'].get('name')} is trained by objective={' or objective='.join(accepted)}, got {name!r}")
     try:
         problems += signature_problems(OBJECTIVES.get(str(name)), objective, "objective.", skip=("policy",))
     except ValueError as err:
