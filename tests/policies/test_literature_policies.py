@@ -165,3 +165,20 @@ def test_loss_predictor_needs_its_objective():
         adamae_rl.make_objective("adamae", policy)
     with pytest.raises(KeyError, match="loss_prediction needs 'predicted_error'"):
         LossPredictionLoss()(make_policy("adaptive", env=env)(env.reset()))
+
+
+@pytest.mark.slow
+def test_trainer_passes_progress_to_the_loss_predictor(tmp_path, monkeypatch):
+    """The training loop calls set_progress(step / max_steps) before every step."""
+    from helpers_cli import smoke_config
+
+    from adamae_rl import train
+    from adamae_rl.policies import LossPredictorMasking
+
+    seen = []
+    original = LossPredictorMasking.set_progress
+    monkeypatch.setattr(LossPredictorMasking, "set_progress", lambda self, f: (seen.append(f), original(self, f)))
+    cfg = smoke_config("policy=registered", "policy.name=loss_predictor", "objective=registered", "objective.name=loss_prediction")
+    summary = train.run(cfg, tmp_path)
+    assert summary["steps"] == 12
+    assert seen == [step / 12 for step in range(12)]
