@@ -34,6 +34,7 @@ def make_env(
     autocast_dtype: torch.dtype | None = None,
     token_grad: bool = False,
     forward_module: nn.Module | None = None,
+    decoder_mask: str | Mapping[str, Any] | None = None,
     **model_overrides: Any,
 ) -> MaskedVideoEnv:
     """Build a :class:`MaskedVideoEnv`.
@@ -51,6 +52,9 @@ def make_env(
         token_grad: let a policy loss reach the patch embedding (AdaMAE's own code; see
             :class:`MaskedVideoEnv`).
         forward_module: runs the MAE's forward in ``step`` (e.g. its DDP wrapper).
+        decoder_mask: which masked tokens the decoder reconstructs: None/``"none"`` (all),
+            ``"running_cell"``, ``"random"`` or ``{"name": ..., "ratio": ...}`` (VideoMAE V2's
+            dual masking; see :mod:`adamae_rl.envs.decoder_masks`).
         model_overrides: MAE config fields for presets (``img_size``, ``norm_target``, ...).
     """
     if isinstance(model, str):
@@ -65,7 +69,7 @@ def make_env(
     else:
         clips = data
     return MaskedVideoEnv(model, clips, batch_size, mask_ratio, device=device, autocast_dtype=autocast_dtype,
-                          token_grad=token_grad, forward_module=forward_module)
+                          token_grad=token_grad, forward_module=forward_module, decoder_mask=decoder_mask)
 
 
 def make_policy(
@@ -88,9 +92,18 @@ def make_policy(
     return policy
 
 
+def check_objective_fits(policy: Any, name: str) -> None:
+    """A policy (or its class) that lists the objectives able to train it (``objectives``) refuses others."""
+    accepted = getattr(policy, "objectives", None)
+    if accepted and name not in accepted:
+        policy_name = getattr(policy, "registered_name", None) or type(policy).__name__
+        raise ValueError(f"policy {policy_name} is trained by objective={' or objective='.join(accepted)}, got objective={name}")
+
+
 def make_objective(name: str, policy: nn.Module, **options: Any) -> nn.Module:
     """The REINFORCE objective ``name`` for ``policy``; non-learnable policies get no policy loss."""
     factory = OBJECTIVES.get(name)  # unknown names fail here, listing the known ones
     if not getattr(policy, "learnable", False):
         return NoPolicyLoss()
+    check_objective_fits(policy, name)
     return factory(policy, **options)

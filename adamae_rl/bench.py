@@ -49,6 +49,16 @@ CONFIGS: dict[str, dict[str, Any]] = {
         about="ViT-S MAE (384x12, decoder 192x4), 16x224², batch 2, ratio 0.95, adaptive, normalized targets",
         overrides=["model=vit_s", "mask_ratio=0.95", "trainer.batch_size=2"], warmup=2, steps=8,
     ),
+    "vit_s_224_dual": dict(
+        about="vit_s_224 with VideoMAE V2 dual masking: tube 90% in the encoder, running-cell 50% decoder mask",
+        overrides=["model=vit_s", "mask_ratio=0.9", "trainer.batch_size=2", "policy=tube", "decoder_mask=running_cell"],
+        warmup=1, steps=3,
+    ),
+    "vit_s_224_tube": dict(
+        about="vit_s_224_dual without decoder masking (the decoder rebuilds every masked token)",
+        overrides=["model=vit_s", "mask_ratio=0.9", "trainer.batch_size=2", "policy=tube"],
+        warmup=1, steps=3,
+    ),
     "vit_b_224": dict(
         about="ViT-B MAE (768x12, decoder 384x4), 16x224², batch 16, ratio 0.95, adaptive, bf16, CUDA",
         # Clips are rendered on the CPU: 8 loader processes keep a GPU step from waiting on them.
@@ -279,6 +289,8 @@ def run_case(case: Case) -> dict:
         "policy": cfg["policy"].get("name") or cfg["policy"].get("_target_"),
         "batch_size": batch,
         "mask_ratio": float(cfg["mask_ratio"]),
+        "decoder_mask": (cfg.get("decoder_mask") or {}).get("name", "none"),
+        "decoder_tokens_per_clip": decoder_tokens(parts),
         "overrides": case.overrides,
         "warmup": case.warmup,
         "steps": case.steps,
@@ -299,6 +311,18 @@ def run_case(case: Case) -> dict:
         "commit": _commit(),
         "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
+
+
+def decoder_tokens(parts: Any) -> int:
+    """Tokens the decoder runs on per clip: the visible ones plus the mask tokens it reconstructs."""
+    policy = getattr(parts, "policy_module", parts.policy)
+    num_masked = int(policy.num_masked)
+    decoder_mask = getattr(parts.env, "decoder_mask", None)
+    if decoder_mask is None:
+        return parts.model.cfg.num_tokens
+    from adamae_rl.envs.decoder_masks import decoded_count
+
+    return parts.model.cfg.num_tokens - num_masked + decoded_count(num_masked, decoder_mask.ratio)
 
 
 def attention_flops(by_op: dict[str, int]) -> int:
@@ -416,14 +440,14 @@ def run_isolated(case: Case) -> dict:
 
 def format_table(records: list[dict]) -> str:
     """A readable table: one row per configuration, times in ms, FLOPs in G."""
-    head = ["config", "prec", "compile", "device", "step ms", "clips/s", "GFLOP/step", "(attn)", "GFLOP/s",
+    head = ["config", "prec", "compile", "device", "dec tokens", "step ms", "clips/s", "GFLOP/step", "(attn)", "GFLOP/s",
             "peak GFLOP/s", "MFU", "mem MiB", "reset", "sampler", "mae fwd", "objective", "backward", "optim"]
     rows = [head]
     for r in records:
         ph = r["phases_ms"]
         comp = ("on" if r["compiled"] else "fallback") if r["compile"] else "off"
         rows.append([
-            r["config"], r["precision"], comp, r["device"], f"{1e3 * r['step_s']:.0f}", f"{r['clips_per_s']:.2f}",
+            r["config"], r["precision"], comp, r["device"], str(r.get("decoder_tokens_per_clip", "")), f"{1e3 * r['step_s']:.0f}", f"{r['clips_per_s']:.2f}",
             f"{r['flops_per_step'] / 1e9:.1f}", f"{r['attention_flops_per_step'] / 1e9:.1f}",
             f"{r['achieved_flops'] / 1e9:.0f}", f"{r['peak_flops'] / 1e9:.0f}", f"{100 * r['mfu']:.1f}%",
             f"{r['peak_memory_mib']:.0f}",
@@ -431,7 +455,7 @@ def format_table(records: list[dict]) -> str:
         ])
     widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
     lines = ["  ".join(cell.rjust(w) for cell, w in zip(row, widths)) for row in rows]
-    note = "phases in ms (median); mem = peak RSS on CPU, peak allocated on CUDA; MFU = GFLOP/s / peak GFLOP/s"
+    note = "dec tokens = tokens the decoder runs on per clip; phases in ms (median); mem = peak RSS on CPU, peak allocated on CUDA; MFU = GFLOP/s / peak GFLOP/s"
     return "\n".join([*lines, note])
 
 

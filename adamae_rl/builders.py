@@ -149,7 +149,10 @@ def build_run(cfg: Mapping[str, Any], device: torch.device, proc: Process) -> Ru
     ddp_ids = [device.index] if device.type == "cuda" else None
     forward = _ddp(model, ddp_ids) if proc.distributed else None  # syncs the MAE's gradients
     env = make_env(model, cfg["data"], batch, mask_ratio, seed + 1009 * proc.rank, device, "train", precision,
-                   token_grad=bool(cfg.get("token_grad", False)), forward_module=forward)
+                   token_grad=bool(cfg.get("token_grad", False)), forward_module=forward,
+                   decoder_mask=cfg.get("decoder_mask"))
+    # Held-out evaluation reconstructs every masked token whatever the decoder mask, so that
+    # eval/loss_recon compares across decoder masks.
     val_env = make_env(model, cfg["data"], batch, mask_ratio, seed, device, "val", precision)
     policy = make_policy(cfg["policy"], env=env)
     objective = dict(cfg["objective"])

@@ -141,6 +141,13 @@ class LoaderSection(_Section):
     persistent_workers: bool = resumable(False)
 
 
+class DecoderMaskConfig(_Section):
+    """Decoder masking (``adamae_rl.envs.decoder_masks``): which masked tokens the decoder rebuilds."""
+
+    name: Literal["none", "running_cell", "random"]
+    ratio: float = Field(0.5, gt=0, lt=1)
+
+
 class TrainConfig(_Section):
     policy: dict[str, Any]
     model: ModelConfig  # type: ignore[valid-type]
@@ -149,6 +156,7 @@ class TrainConfig(_Section):
     mask_ratio: float = Field(gt=0, lt=1)
     imports: list[str] = Field(default_factory=list)
     token_grad: bool = False
+    decoder_mask: DecoderMaskConfig | None = None
     run_dir: str = resumable(min_length=1)
     trainer: TrainerConfig
     optim: OptimConfig
@@ -171,6 +179,8 @@ def validate_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
         problems += _data_problems(cfg["data"])
     if not problems:
         problems += _plugin_problems(cfg)
+    if not problems:
+        problems += _decoder_mask_problems(cfg)
     if problems:
         raise ConfigError("; ".join(problems))
     return dict(cfg)
@@ -229,11 +239,37 @@ def _plugin_problems(cfg: Mapping[str, Any]) -> list[str]:
         factory, options = resolve_factory({k: v for k, v in cfg["policy"].items() if v is not None})
         problems += signature_problems(factory, options, "policy.", skip=GEOMETRY_KEYS)
     except ValueError as err:
+        factory = None
         problems.append(f"policy: {err}")
     objective = dict(cfg["objective"])
     name = objective.pop("name", None)
+    accepted = getattr(factory, "objectives", None) if isinstance(factory, type) else None
+    if accepted and name not in accepted:  # e.g. loss_predictor is trained by loss_prediction only
+        problems.append(f"objective.name: policy {cfg['policy'].get('name')} is trained by objective={' or objective='.join(accepted)}, got {name!r}")
     try:
         problems += signature_problems(OBJECTIVES.get(str(name)), objective, "objective.", skip=("policy",))
     except ValueError as err:
         problems.append(f"objective.name: {err}")
     return problems
+
+
+def _decoder_mask_problems(cfg: Mapping[str, Any]) -> list[str]:
+    """A decoder mask that the model's token grid and the mask ratio cannot serve (odd grid for
+    2x2 cells, a ratio in other than quarters, nothing left to reconstruct)."""
+    spec = cfg.get("decoder_mask")
+    if not spec or spec.get("name") == "none":
+        return []
+    from adamae_rl.envs.decoder_masks import make_decoder_mask
+    from adamae_rl.models.presets import mae_config
+    from adamae_rl.policies.distributions import count_masked
+
+    fields = {k: v for k, v in cfg["model"].items() if k not in ("preset", "init_from") and v is not None}
+    try:
+        model = mae_config(str(cfg["model"]["preset"]), **fields)
+    except ValueError:  # a plug-in preset: the env checks the decoder mask when it is built
+        return []
+    try:
+        make_decoder_mask(spec, model.grid, count_masked(model.num_tokens, float(cfg["mask_ratio"])))
+    except ValueError as err:
+        return [f"decoder_mask: {err}"]
+    return []

@@ -100,10 +100,15 @@ def train(cfg: dict, run_dir: Path, proc: Process, device: torch.device, overrid
         hooks.describe(parts, cfg)
 
     window_start, window_clips = time.perf_counter(), 0
+    # A policy with a schedule over training (e.g. loss_predictor's easy-to-hard share) reads the
+    # share of training done before every step; computed from the step, so a resume restores it.
+    set_progress = getattr(parts.policy_module, "set_progress", None)
     hooks.discard_data_wait(parts)
     with hooks.stop_on_signals(progress), hooks.progress_bar(trainer, progress.step, proc) as bar:
         while progress.step < max_steps and progress.stop_signal is None:
             t0 = time.perf_counter()
+            if set_progress is not None:
+                set_progress(progress.step / max_steps)
             metrics, td, finite = train_step(parts, cfg, precision)
             hooks.record_data_wait(parts, metrics, t0)
             if not finite:

@@ -9,8 +9,8 @@ For the first ``--clips`` held-out clips of the run's data, writes to ``--out`` 
 ``RUN_DIR/visualize``):
 
 - ``clip_K.png``: rows = temporal slices, columns = input | mask overlay | reconstruction |
-  error map | sampler probability (softmax of the adaptive policy's logits; "n/a" for policies
-  without logits);
+  error map | policy score (softmax of the adaptive policy's logits, the ``scores`` that motion,
+  embedding_change and loss_predictor write; "n/a" for policies with neither);
 - ``clip_K.gif``: the same panels, animated over every frame;
 - ``overview.png``: rows = clips (middle slice), the same columns.
 

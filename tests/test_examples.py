@@ -21,9 +21,9 @@ def test_readme_shows_the_example_file_verbatim() -> None:
 @pytest.mark.slow
 def test_custom_policy_trains_through_the_cli(tmp_path: Path) -> None:
     (tmp_path / "custom_policy.py").write_text(EXAMPLE.read_text(encoding="utf-8"), encoding="utf-8")
-    result = run_cli("adamae_rl.train", "experiment=smoke", "imports=[custom_policy]", "policy=motion", cwd=tmp_path)
+    result = run_cli("adamae_rl.train", "experiment=smoke", "imports=[custom_policy]", "policy=texture", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
-    summary = json.loads(next(tmp_path.glob("runs/motion-*/summary.json")).read_text())
-    assert summary["policy"] == "motion"
+    summary = json.loads(next(tmp_path.glob("runs/texture-*/summary.json")).read_text())
+    assert summary["policy"] == "texture"
     assert summary["steps"] == 12
     assert summary["effective_mask_ratio"] == pytest.approx(0.75)

@@ -48,6 +48,24 @@ def test_rendering_contents(runs: dict[str, Path]) -> None:
             torch.testing.assert_close(r.probability.sum(-1), torch.ones(2))
 
 
+@pytest.mark.parametrize("policy", ["motion", "embedding_change", "loss_predictor"])
+def test_score_column_shows_the_policy_scores(policy: str) -> None:
+    """Policies without logits that write ``scores`` fill the score column with them."""
+    import adamae_rl
+    from adamae_rl.visualization.render import observe
+
+    env = adamae_rl.make_env(model="tiny", batch_size=2, mask_ratio=0.75, img_size=32, num_frames=8)
+    pol = adamae_rl.make_policy(policy, env=env)
+    video = env.reset().get("video")
+    torch.manual_seed(0)
+    r = render(env.model, pol, video)
+    scores = pol(observe(env.model, video)).get("scores").float()
+    assert r.probability is not None and r.probability.shape == (2, env.num_tokens)
+    assert (r.probability >= 0).all()
+    torch.testing.assert_close(r.probability - r.probability.min(-1, keepdim=True).values,
+                               scores - scores.min(-1, keepdim=True).values)
+
+
 def test_unpatchify_inverts_patchify() -> None:
     mae = build_mae("tiny", img_size=32, num_frames=8)
     video = torch.randn(2, 3, 8, 32, 32)

@@ -10,31 +10,43 @@ from tensordict import TensorDict, TensorDictBase
 from torchrl.data import Binary, Categorical, Composite, Unbounded
 from torchrl.envs import EnvBase
 
+from adamae_rl.envs.decoder_masks import DecoderMask, make_decoder_mask
 from adamae_rl.envs.specs import FixedCountMaskSpec
 from adamae_rl.geometry import policy_geometry
 from adamae_rl.models.videomae import VideoMAE, check_mask
 from adamae_rl.policies.distributions import count_masked
 
 # Keys the env itself writes; everything else in a data batch rides along as an observation.
-OWN_KEYS = ("video", "tokens", "patches", "loss_recon")
+OWN_KEYS = ("video", "tokens", "patches", "loss_recon", "reward_mask")
 
 
 def reconstruction_step(
-    model: VideoMAE, video: torch.Tensor, mask: torch.Tensor, forward: torch.nn.Module | None = None
+    model: VideoMAE,
+    video: torch.Tensor,
+    mask: torch.Tensor,
+    forward: torch.nn.Module | None = None,
+    decode: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Run the MAE on one masked batch.
 
     Args:
         video: ``[B, C, T, H, W]``; mask: bool ``[B, N]``, True = masked.
         forward: runs the MAE's forward instead of ``model`` (e.g. its DDP wrapper).
+        decode: bool ``[B, N]``, True = reconstructed (a subset of ``mask``, equal count per
+            row; decoder masking); None reconstructs every masked token.
     Returns:
-        reward ``[B, N, 1]``: detached per-token squared error where masked, 0 where visible;
-        loss_recon ``[B]``: each clip's mean error over its masked tokens, with gradient.
+        reward ``[B, N, 1]``: detached per-token squared error where reconstructed, 0 elsewhere;
+        loss_recon ``[B]``: each clip's mean error over its reconstructed tokens, with gradient.
     """
     num_masked = check_mask(mask, video.shape[0], model.cfg.num_tokens)
-    errors = model.token_errors(video, mask, forward).float()  # [B, N]
-    loss_recon = errors.sum(dim=1) / num_masked
-    return errors.detach().unsqueeze(-1), loss_recon
+    if decode is None:
+        errors = model.token_errors(video, mask, forward).float()  # [B, N]
+        return errors.detach().unsqueeze(-1), errors.sum(dim=1) / num_masked
+    num_decoded = int(decode[0].sum())
+    if bool((decode & ~mask).any()) or bool((decode.sum(dim=1) != num_decoded).any()) or num_decoded < 1:
+        raise ValueError("decode must be a non-empty subset of mask with the same count in every row")
+    errors = model.token_errors(video, mask, forward, decode).float()
+    return errors.detach().unsqueeze(-1), errors.sum(dim=1) / num_decoded
 
 
 def observation(model: VideoMAE, video: torch.Tensor, token_grad: bool = False) -> dict[str, torch.Tensor]:
@@ -59,7 +71,13 @@ class MaskedVideoEnv(EnvBase):
     ``step(td)`` reads ``mask`` bool ``[B, N]`` (True = masked) and writes under ``"next"``:
     ``reward`` ``[B, N, 1]`` (detached per-token error where masked, 0 where visible) and
     ``loss_recon`` ``[B]`` (per-clip mean masked error, with gradient into the MAE; the trainer
-    takes its mean), and ``done``/``terminated`` True.
+    takes its mean), ``reward_mask`` bool ``[B, N]`` (True = the token was reconstructed and its
+    reward is known; the masked tokens, or their decoder-masked subset) and ``done``/``terminated``
+    True.
+
+    With a decoder mask (``decoder_mask``, VideoMAE V2's dual masking, see
+    :mod:`adamae_rl.envs.decoder_masks`) the decoder rebuilds only a subset of the masked tokens:
+    the reward of a masked token left out is unknown, not zero, so objectives read ``reward_mask``.
 
     Masks with any count ``N_m`` in ``[1, N-1]`` are accepted as long as every row has the same
     count (tube/frame policies round to whole units); the action spec samples the nominal
@@ -79,6 +97,8 @@ class MaskedVideoEnv(EnvBase):
             reaches the policy). A departure from the separation contract, for reproductions.
         forward_module: a wrapper that runs ``model``'s forward in ``step`` (e.g.
             ``DistributedDataParallel(model)``, which synchronizes the MAE's gradients).
+        decoder_mask: None / ``"none"`` (reconstruct every masked token), a name
+            (``"running_cell"``, ``"random"``) or ``{"name": ..., "ratio": ...}``.
     """
 
     batch_locked = True
@@ -93,6 +113,7 @@ class MaskedVideoEnv(EnvBase):
         autocast_dtype: torch.dtype | None = None,
         token_grad: bool = False,
         forward_module: torch.nn.Module | None = None,
+        decoder_mask: str | Mapping | DecoderMask | None = None,
     ) -> None:
         device = torch.device(device or "cpu")
         super().__init__(device=device, batch_size=torch.Size([batch_size]))
@@ -103,6 +124,9 @@ class MaskedVideoEnv(EnvBase):
         self.autocast_dtype = autocast_dtype
         self.token_grad = bool(token_grad)
         self.forward_module = forward_module  # runs the MAE's forward instead of model (its DDP wrapper)
+        self.decoder_mask = (
+            decoder_mask if isinstance(decoder_mask, DecoderMask) else make_decoder_mask(decoder_mask, model.cfg.grid, self.num_masked)
+        )
         self._pending = self._next_batch()  # peek once to learn the extra keys; served first
         self._make_specs(self._pending)
 
@@ -129,6 +153,7 @@ class MaskedVideoEnv(EnvBase):
             "tokens": Unbounded(shape=(*b, n, cfg.embed_dim), device=dev),
             "patches": Unbounded(shape=(*b, n, cfg.patch_dim), device=dev),
             "loss_recon": Unbounded(shape=b, device=dev),
+            "reward_mask": Binary(shape=(*b, n), device=dev, dtype=torch.bool),
         }
         for key, value in batch.items():
             if key in OWN_KEYS:
@@ -170,6 +195,7 @@ class MaskedVideoEnv(EnvBase):
         out.update(
             **observation(self.model, batch["video"], self.token_grad),
             loss_recon=torch.zeros(self.batch_size, device=self.device),
+            reward_mask=torch.zeros((*self.batch_size, self.num_tokens), dtype=torch.bool, device=self.device),
             done=torch.zeros((*self.batch_size, 1), dtype=torch.bool, device=self.device),
             terminated=torch.zeros((*self.batch_size, 1), dtype=torch.bool, device=self.device),
         )
@@ -188,11 +214,13 @@ class MaskedVideoEnv(EnvBase):
             if self.autocast_dtype is not None
             else nullcontext()
         )
+        decode = None if self.decoder_mask is None else self.decoder_mask.select(mask)
         with autocast:
-            reward, loss_recon = reconstruction_step(self.model, video, mask, self.forward_module)
+            reward, loss_recon = reconstruction_step(self.model, video, mask, self.forward_module, decode)
         # A one-step episode: the next observation is the terminal copy of the current one.
-        nxt = tensordict.select(*self.observation_spec.keys(), strict=False).exclude("loss_recon")
+        nxt = tensordict.select(*self.observation_spec.keys(), strict=False).exclude("loss_recon", "reward_mask")
         nxt.set("reward", reward)
+        nxt.set("reward_mask", mask.clone() if decode is None else decode)
         nxt.set("loss_recon", loss_recon)
         done = torch.ones((*self.batch_size, 1), dtype=torch.bool, device=self.device)
         nxt.set("done", done)

@@ -360,37 +360,47 @@ class VideoMAE(nn.Module):
             x = block(x)
         return self.norm(x)
 
-    def forward_decoder(self, latent: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Predict masked tokens: latent ``[B, N_v, D]``, mask ``[B, N]`` -> ``[B, N_m, P]``.
+    def forward_decoder(self, latent: torch.Tensor, mask: torch.Tensor, decode: torch.Tensor | None = None) -> torch.Tensor:
+        """Predict masked tokens: latent ``[B, N_v, D]``, mask ``[B, N]`` -> ``[B, N_d, P]``.
 
-        Predictions follow the masked tokens' ascending token order (``target[mask]``).
+        ``decode``: bool ``[B, N]``, True = reconstructed, a subset of ``mask`` with the same
+        count ``N_d`` in every row (VideoMAE V2's dual masking: the decoder sees the visible
+        tokens plus mask tokens at these positions only). None reconstructs every masked token
+        (``N_d = N_m``). Predictions follow ascending token order (``target[decode]``).
         """
+        decode = mask if decode is None else decode
         x_vis = self.encoder_to_decoder(latent)
         batch, num_vis, dim = x_vis.shape
         pos = self.decoder_pos_embed.to(x_vis.dtype).expand(batch, -1, -1)
         pos_vis = gather_tokens(pos, ~mask)
-        pos_masked = gather_tokens(pos, mask)
-        x = torch.cat([x_vis + pos_vis, self.mask_token.to(x_vis.dtype) + pos_masked], dim=1)
+        pos_decoded = gather_tokens(pos, decode)
+        x = torch.cat([x_vis + pos_vis, self.mask_token.to(x_vis.dtype) + pos_decoded], dim=1)
         for block in self.decoder_blocks:
             x = block(x)
-        # Only the masked tokens go through the final norm and head: visible ones are not scored.
+        # Only the reconstructed tokens go through the final norm and head: visible ones are not scored.
         return self.head(self.decoder_norm(x[:, num_vis:]))
 
-    def forward(self, video: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """video ``[B, C, T, H, W]``, mask ``[B, N]`` -> predictions ``[B, N_m, P]``."""
-        return self.forward_decoder(self.forward_encoder(video, mask), mask)
+    def forward(self, video: torch.Tensor, mask: torch.Tensor, decode: torch.Tensor | None = None) -> torch.Tensor:
+        """video ``[B, C, T, H, W]``, mask ``[B, N]`` (, decode ``[B, N]``) -> predictions ``[B, N_d, P]``."""
+        return self.forward_decoder(self.forward_encoder(video, mask), mask, decode)
 
-    def token_errors(self, video: torch.Tensor, mask: torch.Tensor, forward: nn.Module | None = None) -> torch.Tensor:
-        """Per-token mean squared error ``[B, N]``: the masked tokens' error, 0 where visible.
+    def token_errors(
+        self, video: torch.Tensor, mask: torch.Tensor, forward: nn.Module | None = None, decode: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Per-token mean squared error ``[B, N]``: the reconstructed tokens' error, 0 elsewhere.
 
-        Carries gradient into the model; callers detach it for rewards. ``forward`` runs the
-        prediction instead of ``self`` (a DistributedDataParallel wrapper of this model).
+        ``decode`` (bool ``[B, N]``, a subset of ``mask``) picks the tokens the decoder
+        reconstructs; None means every masked token. Carries gradient into the model; callers
+        detach it for rewards. ``forward`` runs the prediction instead of ``self`` (a
+        DistributedDataParallel wrapper of this model).
         """
-        pred = (forward or self)(video, mask)
-        target = gather_tokens(self.targets(video), mask)
-        err_masked = (pred.float() - target).pow(2).mean(dim=-1)  # [B, N_m]
-        errors = torch.zeros(mask.shape, dtype=err_masked.dtype, device=err_masked.device)
-        return errors.masked_scatter(mask, err_masked)
+        run = forward or self
+        pred = run(video, mask) if decode is None else run(video, mask, decode)
+        decode = mask if decode is None else decode
+        target = gather_tokens(self.targets(video), decode)
+        err_decoded = (pred.float() - target).pow(2).mean(dim=-1)  # [B, N_d]
+        errors = torch.zeros(mask.shape, dtype=err_decoded.dtype, device=err_decoded.device)
+        return errors.masked_scatter(decode, err_decoded)
 
     def _check_video(self, video: torch.Tensor) -> None:
         cfg = self.cfg

@@ -8,7 +8,10 @@ Expected entries (default keys):
     ``mask``: bool ``[B, N]``, True = masked;
     ``logits``: ``[B, N]``, the policy's visible-draw logits (with gradient into the policy);
     ``visible_order``: long ``[B, N_v]``, visible tokens in draw order (``plackett_luce`` only);
-    ``("next", "reward")``: ``[B, N, 1]``, per-token reconstruction error, 0 where visible.
+    ``("next", "reward")``: ``[B, N, 1]``, per-token reconstruction error, 0 where visible;
+    ``("next", "reward_mask")``: bool ``[B, N]``, the tokens whose reward is known (the
+    reconstructed ones; with decoder masking a subset of ``mask``). Only those tokens enter the
+    losses. Absent (a tensordict from elsewhere), ``mask`` stands in for it.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ class MaskingLoss(KeyedLoss):
         logits: NestedKey = "logits"
         visible_order: NestedKey = "visible_order"
         reward: NestedKey = ("next", "reward")
+        reward_mask: NestedKey = ("next", "reward_mask")
 
     default_keys = _AcceptedKeys
 
@@ -51,11 +55,21 @@ class MaskingLoss(KeyedLoss):
                     f"{type(self).__name__} needs {getattr(keys, name)!r} in the tensordict "
                     f"(is the policy learnable and has env.step run?)"
                 )
-        mask = td.get(keys.mask)
         logits = td.get(keys.logits).float()
-        reward = td.get(keys.reward).float().squeeze(-1)  # [B, N]
-        num_masked = int(mask[0].sum())
-        return mask, logits, reward, num_masked
+        rewarded, reward, num_rewarded = rewarded_tokens(td, keys.mask, keys.reward, keys.reward_mask)
+        return rewarded, logits, reward, num_rewarded
+
+
+def rewarded_tokens(td: TensorDictBase, mask_key: NestedKey, reward_key: NestedKey, reward_mask_key: NestedKey):
+    """``(rewarded bool [B, N], reward [B, N], count)``: the tokens whose reward is known.
+
+    ``reward_mask`` where the env wrote one (decoder masking leaves some masked tokens without a
+    reward), else ``mask``; every row holds the same count.
+    """
+    has_reward_mask = reward_mask_key in td.keys(include_nested=True)
+    rewarded = td.get(reward_mask_key) if has_reward_mask else td.get(mask_key)
+    reward = td.get(reward_key).float().squeeze(-1)  # [B, N]
+    return rewarded, reward, int(rewarded[0].sum())
 
 
 @register_objective("adamae")
@@ -63,7 +77,8 @@ class AdaMAELoss(MaskingLoss):
     """AdaMAE's sampling loss (paper-exact).
 
     Per clip: ``-mean over masked tokens i of log softmax(logits)_i * reward_i``; averaged over the
-    batch and scaled by ``coef`` (AdaMAE: 1e-4). Minimizing it raises the draw probability of
+    batch and scaled by ``coef`` (AdaMAE: 1e-4). With decoder masking the mean runs over the
+    reconstructed tokens only (``reward_mask``). Minimizing it raises the draw probability of
     tokens that were reconstructed badly, so they become visible more often.
 
     Args:
@@ -101,7 +116,8 @@ class PlackettLuceLoss(MaskingLoss):
     (batch mean, or an exponential moving average over steps) reduces variance. Optional entropy
     bonus on the first draw.
 
-    The return is built from the clip's mean masked reconstruction error ``e``, and its sign is a
+    The return is built from the clip's mean masked reconstruction error ``e`` (over the
+    reconstructed tokens, ``reward_mask``, when the decoder is masked), and its sign is a
     choice with opposite outcomes, so it is explicit:
 
     - ``direction="show_hard"`` (default): return ``-e``. The sampler learns to leave the tokens
@@ -189,13 +205,13 @@ class NoPolicyLoss(KeyedLoss):
     class _AcceptedKeys:
         mask: NestedKey = "mask"
         reward: NestedKey = ("next", "reward")
+        reward_mask: NestedKey = ("next", "reward_mask")
 
     default_keys = _AcceptedKeys
     out_keys = ["reward_mean"]
 
     def forward(self, tensordict: TensorDictBase) -> TensorDict:
-        mask = tensordict.get(self.tensor_keys.mask)
-        reward = tensordict.get(self.tensor_keys.reward).float().squeeze(-1)
-        num_masked = int(mask[0].sum())
+        keys = self.tensor_keys
+        _, reward, num_masked = rewarded_tokens(tensordict, keys.mask, keys.reward, keys.reward_mask)
         return TensorDict({"reward_mean": (reward.sum(-1) / num_masked).mean().detach()}, batch_size=[])
 

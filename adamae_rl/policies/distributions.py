@@ -199,3 +199,117 @@ def plackett_luce_log_prob(logits: torch.Tensor, order: torch.Tensor) -> torch.T
     tail = torch.logcumsumexp(drawn.flip(-1), dim=-1).flip(-1)  # log sum_{m >= j} exp(l_{o_m})
     normalizers = torch.logaddexp(tail, rest.expand_as(tail))
     return (drawn - normalizers).sum(dim=-1)
+
+
+class SlicedPlackettLuceMask(MaskDistribution):
+    """Plackett-Luce draws of visible tokens within each temporal slice, a fixed quota per slice.
+
+    Slice ``t`` draws ``quota[t]`` visible tokens without replacement from the softmax of its own
+    logits (Gumbel-top-k within the slice); the quotas sum to ``N_v`` in every row, so every slice
+    keeps its share of the visible tokens and every row masks exactly ``N_m``.
+
+    ``log_prob`` scores the ordered draw, as :class:`PlackettLuceMask` does: the visible indices
+    ``[*batch, N_v]`` slice by slice, each slice's in draw order (as :meth:`sample_ordered` returns).
+
+    Args:
+        logits: ``[*batch, N]`` in ``(t h w)`` order.
+        grid: ``(T', H', W')``.
+        quota: long ``[*batch, T']``, visible tokens per slice, summing to ``N_v``.
+    """
+
+    def __init__(self, logits: torch.Tensor, grid: tuple[int, int, int], quota: torch.Tensor) -> None:
+        self.logits, self.grid, self.quota = logits, tuple(grid), quota
+        t, h, w = self.grid
+        num_visible = int(quota.reshape(-1, t)[0].sum())
+        if bool((quota.sum(-1) != num_visible).any()) or bool((quota > h * w).any()) or bool((quota < 0).any()):
+            raise ValueError(f"per-slice quotas must sum to the same N_v in every row and fit {h * w} positions per slice")
+        super().__init__(logits.shape[:-1], t * h * w, t * h * w - num_visible, logits.device)
+
+    def _per_slice(self, values: torch.Tensor) -> torch.Tensor:
+        t, h, w = self.grid
+        return values.reshape(*values.shape[:-1], t, h * w)
+
+    def sample_ordered(self, sample_shape: torch.Size = torch.Size()) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(mask [*S, *batch, N], order [*S, *batch, N_v])``, ``order`` slice-major, each slice in draw order."""
+        t, h, w = self.grid
+        shape = torch.Size(sample_shape) + self.logits.shape
+        with torch.no_grad():
+            logits = self._per_slice(self.logits.detach().float()).expand(*shape[:-1], t, h * w)
+            u = torch.rand_like(logits).clamp_(min=torch.finfo(logits.dtype).tiny, max=1.0 - 1e-7)
+            ranked = (logits - torch.log(-torch.log(u))).argsort(dim=-1, descending=True)  # [*, T', HW]
+            taken = torch.arange(h * w, device=logits.device) < self.quota.expand(*shape[:-1], t).unsqueeze(-1)
+            index = ranked + torch.arange(t, device=logits.device).unsqueeze(-1) * (h * w)  # token indices
+            order = index[taken].reshape(*shape[:-1], self.num_visible)
+            mask = torch.ones(shape, dtype=torch.bool, device=logits.device).scatter_(-1, order, False)
+        return mask, order
+
+    def sample(self, sample_shape: torch.Size = torch.Size()) -> torch.Tensor:
+        return self.sample_ordered(sample_shape)[0]
+
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        """Exact log-probability of an ordered draw ``value``: long ``[*batch, N_v]`` (slice-major)."""
+        if value.dtype == torch.bool:
+            raise ValueError("SlicedPlackettLuceMask.log_prob scores ordered draws: pass visible indices [*, N_v] from sample_ordered")
+        t, h, w = self.grid
+        quota = self.quota.expand(*value.shape[:-1], t)
+        slice_of = torch.div(value, h * w, rounding_mode="floor")  # [*, N_v]
+        counts = torch.nn.functional.one_hot(slice_of, t).sum(-2)
+        slice_major = bool((slice_of[..., 1:] >= slice_of[..., :-1]).all())
+        valid = (counts == quota).all(-1) & slice_major
+        # Lay the draws out as [*, T', q_max] (padding = -inf logits) and score each slice's draw.
+        q_max = int(quota.max())
+        start = torch.cumsum(quota, -1) - quota  # [*, T'] first list position of each slice
+        rank = torch.arange(value.shape[-1], device=value.device) - start.gather(-1, slice_of.clamp(max=t - 1))
+        padded = torch.full((*value.shape[:-1], t * max(q_max, 1)), h * w, dtype=torch.long, device=value.device)
+        flat = (slice_of.clamp(max=t - 1) * max(q_max, 1) + rank.clamp(0, max(q_max, 1) - 1))
+        padded = padded.scatter(-1, flat, value % (h * w)).reshape(*value.shape[:-1], t, max(q_max, 1))
+        logits = self._per_slice(self.logits.float()).expand(*value.shape[:-1], t, h * w)
+        logits = torch.cat([logits, torch.full_like(logits[..., :1], -math.inf)], dim=-1)  # column h*w = padding
+        drawn = logits.gather(-1, padded)  # [*, T', q_max]
+        rest = torch.logsumexp(logits.scatter(-1, padded, -math.inf), dim=-1, keepdim=True)
+        tail = torch.logcumsumexp(drawn.flip(-1), dim=-1).flip(-1)
+        terms = drawn - torch.logaddexp(tail, rest.expand_as(tail))
+        real = padded < h * w
+        total = torch.where(real, terms, torch.zeros_like(terms)).sum(dim=(-1, -2))
+        return torch.where(valid, total, torch.full_like(total, -math.inf))
+
+
+class HardFirstMask(MaskDistribution):
+    """The ``num_hard`` highest-scoring tokens placed first, the rest of the set uniform at random.
+
+    ``hide_hard=True``: the top ``num_hard`` tokens by score are masked, and ``N_m - num_hard``
+    more are masked uniformly among the others (hard-patches mining's mask). ``hide_hard=False``:
+    the top tokens are kept visible instead, and ``N_v - num_hard`` more visible ones are uniform.
+
+    Args:
+        scores: ``[*batch, N]`` (e.g. predicted reconstruction errors).
+        num_masked: ``N_m``; num_hard: tokens placed by score (``<= N_m`` or ``<= N_v``).
+    """
+
+    def __init__(self, scores: torch.Tensor, num_masked: int, num_hard: int, hide_hard: bool = True) -> None:
+        self.scores = scores.detach()
+        self.hide_hard, self.num_hard = bool(hide_hard), int(num_hard)
+        num_tokens = scores.shape[-1]
+        super().__init__(scores.shape[:-1], num_tokens, num_masked, scores.device)
+        limit = num_masked if self.hide_hard else num_tokens - num_masked
+        if not 0 <= self.num_hard <= limit:
+            raise ValueError(f"num_hard={num_hard} must be in [0, {limit}]")
+
+    def hard_tokens(self) -> torch.Tensor:
+        """bool ``[*batch, N]``: the ``num_hard`` highest-scoring tokens."""
+        top = self.scores.topk(self.num_hard, dim=-1).indices
+        return torch.zeros(self.scores.shape, dtype=torch.bool, device=self.scores.device).scatter_(-1, top, True)
+
+    def sample(self, sample_shape: torch.Size = torch.Size()) -> torch.Tensor:
+        shape = torch.Size(sample_shape) + self.scores.shape
+        keys = torch.rand(shape, device=self.scores.device).masked_fill(self.hard_tokens().expand(shape), 2.0)
+        ranks = keys.argsort(dim=-1, descending=True).argsort(dim=-1)
+        chosen = ranks < (self.num_masked if self.hide_hard else self.num_visible)
+        return chosen if self.hide_hard else ~chosen
+
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        placed = value if self.hide_hard else ~value
+        valid = self._valid_count(value) & (placed | ~self.hard_tokens()).all(-1)
+        chosen = self.num_masked if self.hide_hard else self.num_visible
+        lp = -_log_binomial(self.num_tokens - self.num_hard, chosen - self.num_hard)
+        return torch.where(valid, lp, -math.inf)

@@ -1,9 +1,9 @@
 """PNG sheets and animated GIFs of a :class:`~adamae_rl.visualization.render.Rendering`.
 
 Columns (as the paper's qualitative figures): input | mask overlay | reconstruction | error map |
-sampler probability. Rows are the clip's temporal slices (one frame per tubelet) in a per-clip
-sheet, or clips (their middle slice) in the overview sheet. Policies without logits get an "n/a"
-probability column.
+the policy's score map (softmax of a sampler's logits, or the ``scores`` a policy writes). Rows are
+the clip's temporal slices (one frame per tubelet) in a per-clip sheet, or clips (their middle
+slice) in the overview sheet. Policies with neither get an "n/a" score column.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import torch
 from adamae_rl.visualization.render import Rendering, colorize, mask_overlay, tokens_to_pixels
 from adamae_rl.models.videomae import VideoMAE
 
-COLUMNS = ("input", "mask (grey = masked)", "reconstruction", "error", "sampler p(visible)")
+COLUMNS = ("input", "mask (grey = masked)", "reconstruction", "error", "policy score")
 ERROR_CMAP, PROB_CMAP = "inferno", "viridis"
 
 

@@ -31,8 +31,10 @@ class Rendering:
         error: ``[B, T, H, W]`` squared error of the reconstruction, mean over channels (0 where
             visible: those pixels are the input).
         token_error: ``[B, N]`` the MAE's per-token loss (0 where visible), in target units.
-        probability: ``[B, N]`` softmax of the sampler's logits (the chance of a token being
-            drawn visible), or None for a policy without logits.
+        probability: ``[B, N]`` the policy's score map: softmax of a learned sampler's logits
+            (the chance of a token being drawn visible), else the ``scores`` entry a policy
+            writes (motion and embedding_change: the first draw's probability within each slice;
+            loss_predictor: the predicted error), or None for a policy with neither.
         fg_tokens: bool ``[B, N]`` or None: tokens on a moving shape (synthetic clips).
     """
 
@@ -96,6 +98,7 @@ def render(model: VideoMAE, policy: nn.Module, video: torch.Tensor, fg_tokens: t
     td = policy(observe(model, video, fg_tokens))
     mask = td.get("mask")
     logits = td.get("logits", None)
+    scores = td.get("scores", None)
     pixels = denormalize(video.float())  # [B, 3, T, H, W]
     pixel_patches = model.patchify(pixels)  # [B, N, P]
     pred = predictions_to_pixels(model(video, mask).float(), pixel_patches, mask, model)
@@ -108,9 +111,22 @@ def render(model: VideoMAE, policy: nn.Module, video: torch.Tensor, fg_tokens: t
         reconstruction=recon,
         error=(recon - pixels.clamp(0, 1)).pow(2).mean(dim=1),
         token_error=model.token_errors(video, mask).float(),
-        probability=None if logits is None else logits.float().softmax(dim=-1),
+        probability=score_map(logits, scores),
         fg_tokens=fg_tokens,
     )
+
+
+def score_map(logits: torch.Tensor | None, scores: torch.Tensor | None) -> torch.Tensor | None:
+    """``[B, N]`` for the probability column: softmax of ``logits`` where a policy writes them,
+    else its ``scores`` (non-negative: shifted by their minimum when a score can be negative,
+    such as a predicted error), else None."""
+    if logits is not None:
+        return logits.float().softmax(dim=-1)
+    if scores is None:
+        return None
+    scores = scores.float()
+    low = scores.min(dim=-1, keepdim=True).values
+    return torch.where(low < 0, scores - low, scores)
 
 
 def mask_overlay(pixels: torch.Tensor, masked_pixels: torch.Tensor, dim: float = 0.25) -> torch.Tensor:

@@ -126,7 +126,7 @@ def test_non_learnable_policies_get_no_policy_loss():
 
 
 def test_unknown_objective_lists_known_names():
-    with pytest.raises(ValueError, match=r"unknown objective 'ppo'; known objectives: adamae, plackett_luce"):
+    with pytest.raises(ValueError, match=r"unknown objective 'ppo'; known objectives: adamae, loss_prediction, plackett_luce"):
         make_objective("ppo", policy=_learnable())
 
 
