@@ -8,7 +8,7 @@ from tensordict import TensorDict
 
 import adamae_rl
 from adamae_rl import make_policy
-from adamae_rl.policies import AdaptiveMasking, FrameMasking, RandomMasking, TubeMasking
+from adamae_rl.policies import FrameMasking, RandomMasking, TubeMasking
 
 POLICIES = adamae_rl.list_policies()
 GEOMETRY = {"grid": (4, 4, 4), "mask_ratio": 0.9, "embed_dim": 128, "patch_dim": 384}
