@@ -97,6 +97,7 @@ class SyntheticData(_Section):
     num_clips: int = Field(ge=1)
     val_clips: int = Field(ge=1)
     max_shapes: int = Field(ge=1)
+    label: Literal["direction", "shape", "count", "speed", "direction_shape"] = "direction"
     num_workers: int = resumable(ge=0)
 
 
