@@ -12,7 +12,7 @@ from adamae_rl.ablation.runner import Cell, CellRecord, read_json
 
 CSV_FIELDS = (
     "case", "cell", "seed", "status", "policy", "objective", "mask_ratio", "effective_mask_ratio", "protocol", "label",
-    "num_classes", "val_clips",
+    "probe_pool", "num_classes", "val_clips",
     "top1", "top5", "random_init_top1", "random_init_top5", "peak_memory_mib", "memory_kind", "step_time_ms",
     "fg_enrichment", "final_loss_recon", "steps", "batch_size", "resumed", "train_wall_s", "eval_wall_s",
 )
@@ -35,7 +35,7 @@ def cell_row(cell: Cell, record: CellRecord, out: Path) -> dict:
         "policy": summary.get("policy"), "objective": summary.get("objective"),
         "mask_ratio": summary.get("mask_ratio"), "effective_mask_ratio": summary.get("effective_mask_ratio"),
         "protocol": primary, "num_classes": report.get("num_classes"), "val_clips": report.get("val_clips"),
-        "label": report.get("label"), "top1": report.get("top1"), "top5": report.get("top5"),
+        "label": report.get("label"), "probe_pool": _probe_pool(report), "top1": report.get("top1"), "top5": report.get("top5"),
         "random_init_top1": rand.get("top1"), "random_init_top5": rand.get("top5"),
         "peak_memory_mib": summary.get("peak_cuda_mib") if on_gpu else summary.get("peak_rss_mib"),
         "memory_kind": "CUDA peak allocated" if on_gpu else "CPU peak RSS" if summary else None,
@@ -44,6 +44,11 @@ def cell_row(cell: Cell, record: CellRecord, out: Path) -> dict:
         "batch_size": summary.get("batch_size"), "resumed": record.resumed,
         "train_wall_s": record.train_wall_s, "eval_wall_s": record.eval_wall_s,
     }
+
+
+def _probe_pool(report: dict) -> str | None:
+    """How the probe pooled the encoder's tokens (``mean`` or ``time``), if a probe ran."""
+    return ((report.get("pretrained") or {}).get("probe") or {}).get("settings", {}).get("pool")
 
 
 def write_csv(rows: Sequence[dict], path: Path) -> Path:
@@ -139,8 +144,11 @@ def markdown_table(cells: Sequence[Cell], rows: Sequence[dict], title: str, budg
 def budget_line(cfg: dict, cells: Sequence[Cell], rows: Sequence[dict], wall_s: float) -> str:
     """One sentence with everything that sizes the figures: steps, batch, model, data, eval protocol."""
     budget, ev = cfg["budget"], cfg["eval"]
+    pools = {str(r["probe_pool"]) for r in rows if r.get("probe_pool")}
+    pooled = {"time": "per-temporal-slice mean (spatial mean of each slice, concatenated)",
+              "mean": "mean"}.get(pools.pop() if len(pools) == 1 else "", "pooled")
     protocol = {
-        "probe": "linear probe (L-BFGS logistic regression) on the frozen encoder's mean-pooled output over all tokens",
+        "probe": f"linear probe (L-BFGS logistic regression) on the frozen encoder's output over all tokens, {pooled}",
         "finetune": f"full fine-tuning with layer-wise lr decay for {ev['steps']} steps of batch {ev['batch_size']}",
         "both": f"full fine-tuning ({ev['steps']} steps of batch {ev['batch_size']}, layer-wise lr decay); probe also run",
     }[str(ev["protocol"])]
