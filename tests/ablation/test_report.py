@@ -34,3 +34,17 @@ def test_table_averages_seeds_and_flags_resumed_and_unfinished_cells() -> None:
             "2.1 points at chance, 3.0 at 34.0%.") in table
     assert table.rstrip().endswith("† resumed after an interruption: its peak memory is that of the resumed process only.")
     assert "budget line" in table
+
+
+def test_budget_line_names_the_probe_pooling_and_label_set() -> None:
+    from adamae_rl.ablation.report import budget_line
+
+    cells = expand_grid({"name": "g", "cells": [{"case": "a", "overrides": []}]}, [0, 1, 2])
+    cfg = {"budget": {"max_steps": 200, "batch_size": 16}, "seeds": [0, 1, 2], "out": "/nonexistent",
+           "eval": {"protocol": "probe", "steps": 100, "batch_size": 16, "train_clips": 512, "val_clips": 512}}
+    rows = [{"probe_pool": "time", "label": "direction", "num_classes": 8}]
+    line = budget_line(cfg, cells, rows, 60.0)
+    assert "over all tokens, per-temporal-slice mean (spatial mean of each slice, concatenated)" in line
+    assert "(labels: direction, 8 classes)" in line and "(mean ± standard error over seeds)" in line
+    rows[0]["probe_pool"] = "mean"
+    assert "over all tokens, mean;" in budget_line(cfg, cells, rows, 60.0)
