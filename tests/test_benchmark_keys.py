@@ -24,3 +24,10 @@ def test_unknown_values_list_the_known_ones(override: str, message: str) -> None
     with pytest.raises(ConfigError) as info:
         validate_config(smoke_config(override))
     assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_label_set_may_change_on_resume_but_the_position_table_may_not() -> None:
+    from adamae_rl.schema import resumable_keys
+
+    keys = resumable_keys()
+    assert "data.label" in keys and "model.pos_embed" not in keys
