@@ -58,7 +58,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     data.add_argument("--train-list", help="labelled VideoMAE list ('path label') instead of the run's data")
     data.add_argument("--val-list", help="labelled validation list (with --train-list)")
     data.add_argument("--label", choices=LABELS, help="label set of synthetic clips (default: the run's data.label)")
-    data.add_argument("--num-classes", type=_at_least(2), help="class count (default: 8 for synthetic, max label + 1 for lists)")
+    data.add_argument("--num-classes", type=_at_least(2), help="class count (default: the synthetic label set's, max label + 1 for lists)")
     data.add_argument("--workers", type=_at_least(0), default=0, help="loader worker processes")
     probe = p.add_argument_group("linear probe")
     probe.add_argument("--probe-l2", type=_at_least(0, float), default=pr.l2, help="L2 penalty of the logistic regression")
@@ -113,7 +113,8 @@ def format_report(report: dict) -> str:
     """
     classes, val = report["num_classes"], max(int(report["val_clips"]), 1)
     lines = [f"{report['run_dir']} (step {report['step']}, {report['policy']} m{report['mask_ratio']}, "
-             f"{report['train_clips']} train / {val} val clips, {classes} classes, chance top1={1 / classes:.4f})"]
+             f"{report['train_clips']} train / {val} val clips, labels {report.get('label', 'n/a')}: {classes} classes, "
+             f"chance top1={1 / classes:.4f})"]
     for encoder in ("pretrained", "random_init"):
         for protocol, scores in report.get(encoder, {}).items():
             se = (scores["top1"] * (1 - scores["top1"]) / val) ** 0.5
