@@ -51,3 +51,16 @@ def test_unknown_pos_embed_lists_known_kinds():
         MAEConfig(pos_embed="sincos")
     with pytest.raises(ValueError, match=r"separable position table needs width >= 6"):
         separable_sinusoid_table((2, 2, 2), 4)
+
+
+def test_weights_keep_their_position_table_kind(tmp_path) -> None:
+    from adamae_rl.interop import export_weights, init_from, write_weights
+    from adamae_rl.interop.weights import WeightsError
+
+    separable = build_mae("tiny", img_size=32, num_frames=8, pos_embed="sincos_3d")
+    path = write_weights(export_weights(separable), tmp_path / "w.pt", "adamae_rl")
+    init_from(build_mae("tiny", img_size=32, num_frames=8, pos_embed="sincos_3d"), path)  # same kind: fine
+    with pytest.raises(WeightsError, match=r"pos_embed: weights sincos_3d, config sincos_1d"):
+        init_from(build_mae("tiny", img_size=32, num_frames=8), path)
+    with pytest.raises(WeightsError, match=r"uses model.pos_embed=sincos_3d; Hugging Face VideoMAE rebuilds the sincos_1d table"):
+        write_weights(export_weights(separable), tmp_path / "hf", "hf")
