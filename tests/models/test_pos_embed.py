@@ -64,3 +64,13 @@ def test_weights_keep_their_position_table_kind(tmp_path) -> None:
         init_from(build_mae("tiny", img_size=32, num_frames=8), path)
     with pytest.raises(WeightsError, match=r"uses model.pos_embed=sincos_3d; Hugging Face VideoMAE rebuilds the sincos_1d table"):
         write_weights(export_weights(separable), tmp_path / "hf", "hf")
+
+
+def test_classifier_fine_tunes_a_learned_table_and_keeps_a_fixed_one() -> None:
+    from adamae_rl.evaluation.encoder import VideoClassifier
+
+    learned = VideoClassifier(build_mae("tiny", img_size=32, num_frames=8, pos_embed="learned"), num_classes=3)
+    fixed = VideoClassifier(build_mae("tiny", img_size=32, num_frames=8, pos_embed="sincos_3d"), num_classes=3)
+    assert "pos_embed" in dict(learned.named_parameters())
+    assert "pos_embed" not in dict(fixed.named_parameters())
+    assert torch.equal(fixed.pos_embed, separable_sinusoid_table((4, 4, 4), 128))
