@@ -21,6 +21,7 @@ from pathlib import Path
 from adamae_rl.cli import ArgumentParser, run_command, setup_logging
 
 from adamae_rl.evaluation.finetuning import FinetuneSettings
+from adamae_rl.data.synthetic import LABELS
 from adamae_rl.evaluation.probe import ProbeSettings
 from adamae_rl.evaluation.run_eval import EVAL_FILE, PROTOCOLS, EvalOptions, evaluate_run
 
@@ -56,7 +57,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     data.add_argument("--data-seed", type=int, default=0, help="synthetic clip family (same for every run)")
     data.add_argument("--train-list", help="labelled VideoMAE list ('path label') instead of the run's data")
     data.add_argument("--val-list", help="labelled validation list (with --train-list)")
-    data.add_argument("--num-classes", type=_at_least(2), help="class count (default: 8 for synthetic, max label + 1 for lists)")
+    data.add_argument("--label", choices=LABELS, help="label set of synthetic clips (default: the run's data.label)")
+    data.add_argument("--num-classes", type=_at_least(2), help="class count (default: the synthetic label set's, max label + 1 for lists)")
     data.add_argument("--workers", type=_at_least(0), default=0, help="loader worker processes")
     probe = p.add_argument_group("linear probe")
     probe.add_argument("--probe-l2", type=_at_least(0, float), default=pr.l2, help="L2 penalty of the logistic regression")
@@ -86,6 +88,7 @@ def options_from_args(args: argparse.Namespace) -> EvalOptions:
         val_clips=args.val_clips or None,
         data_seed=args.data_seed,
         train_list=args.train_list,
+        label=args.label,
         val_list=args.val_list,
         num_classes=args.num_classes,
         checkpoint=args.checkpoint,
@@ -110,7 +113,8 @@ def format_report(report: dict) -> str:
     """
     classes, val = report["num_classes"], max(int(report["val_clips"]), 1)
     lines = [f"{report['run_dir']} (step {report['step']}, {report['policy']} m{report['mask_ratio']}, "
-             f"{report['train_clips']} train / {val} val clips, {classes} classes, chance top1={1 / classes:.4f})"]
+             f"{report['train_clips']} train / {val} val clips, labels {report.get('label', 'n/a')}: {classes} classes, "
+             f"chance top1={1 / classes:.4f})"]
     for encoder in ("pretrained", "random_init"):
         for protocol, scores in report.get(encoder, {}).items():
             se = (scores["top1"] * (1 - scores["top1"]) / val) ** 0.5

@@ -98,6 +98,8 @@ class SyntheticData(_Section):
     num_clips: int = Field(ge=1)
     val_clips: int = Field(ge=1)
     max_shapes: int = Field(ge=1)
+    # Which labels the clips carry (evaluation only; training never reads them), so resumable.
+    label: Literal["direction", "shape", "count", "speed", "direction_shape"] = resumable("direction")
     num_workers: int = resumable(ge=0)
 
 

@@ -11,7 +11,8 @@ from pathlib import Path
 from adamae_rl.ablation.runner import Cell, CellRecord, read_json
 
 CSV_FIELDS = (
-    "case", "cell", "seed", "status", "policy", "objective", "mask_ratio", "effective_mask_ratio", "protocol", "num_classes",
+    "case", "cell", "seed", "status", "policy", "objective", "mask_ratio", "effective_mask_ratio", "protocol", "label",
+    "probe_pool", "num_classes", "val_clips",
     "top1", "top5", "random_init_top1", "random_init_top5", "peak_memory_mib", "memory_kind", "step_time_ms",
     "fg_enrichment", "final_loss_recon", "steps", "batch_size", "resumed", "train_wall_s", "eval_wall_s",
 )
@@ -33,7 +34,8 @@ def cell_row(cell: Cell, record: CellRecord, out: Path) -> dict:
         "case": cell.case, "cell": cell.name, "seed": cell.seed, "status": record.status,
         "policy": summary.get("policy"), "objective": summary.get("objective"),
         "mask_ratio": summary.get("mask_ratio"), "effective_mask_ratio": summary.get("effective_mask_ratio"),
-        "protocol": primary, "num_classes": report.get("num_classes"), "top1": report.get("top1"), "top5": report.get("top5"),
+        "protocol": primary, "num_classes": report.get("num_classes"), "val_clips": report.get("val_clips"),
+        "label": report.get("label"), "probe_pool": _probe_pool(report), "top1": report.get("top1"), "top5": report.get("top5"),
         "random_init_top1": rand.get("top1"), "random_init_top5": rand.get("top5"),
         "peak_memory_mib": summary.get("peak_cuda_mib") if on_gpu else summary.get("peak_rss_mib"),
         "memory_kind": "CUDA peak allocated" if on_gpu else "CPU peak RSS" if summary else None,
@@ -42,6 +44,11 @@ def cell_row(cell: Cell, record: CellRecord, out: Path) -> dict:
         "batch_size": summary.get("batch_size"), "resumed": record.resumed,
         "train_wall_s": record.train_wall_s, "eval_wall_s": record.eval_wall_s,
     }
+
+
+def _probe_pool(report: dict) -> str | None:
+    """How the probe pooled the encoder's tokens (``mean`` or ``time``), if a probe ran."""
+    return ((report.get("pretrained") or {}).get("probe") or {}).get("settings", {}).get("pool")
 
 
 def write_csv(rows: Sequence[dict], path: Path) -> Path:
@@ -64,14 +71,40 @@ def _values(rows: Sequence[dict], key: str) -> list[float]:
     return [float(r[key]) for r in rows if r.get(key) is not None and math.isfinite(float(r[key]))]
 
 
+def standard_error(values: Sequence[float]) -> float:
+    """Standard error of the mean over seeds: sample sd / sqrt(n) (needs n >= 2)."""
+    return statistics.stdev(values) / math.sqrt(len(values))
+
+
+def binomial_se(accuracy: float, clips: int) -> float:
+    """Standard error of one accuracy measured on ``clips`` independent clips: sqrt(p(1-p)/n)."""
+    return math.sqrt(max(accuracy * (1 - accuracy), 0.0) / clips)
+
+
 def _fmt(values: list[float], scale: float = 1.0, digits: int = 1) -> str:
-    """Mean (± standard deviation over seeds when there are several), or a dash."""
+    """Mean (± standard error over seeds when there are several), or a dash."""
     if not values:
         return "–"
     mean = statistics.fmean(values) * scale
     if len(values) == 1:
         return f"{mean:.{digits}f}"
-    return f"{mean:.{digits}f} ± {statistics.stdev(values) * scale:.{digits}f}"
+    return f"{mean:.{digits}f} ± {standard_error(values) * scale:.{digits}f}"
+
+
+def chance_line(rows: Sequence[dict]) -> str | None:
+    """Chance level and the clip-sampling standard error of a top-1 figure (at chance and at the
+    table's mean top-1), so that every figure can be read against noise."""
+    classes, clips = _values(rows, "num_classes"), _values(rows, "val_clips")
+    if not classes or not clips:
+        return None
+    chance, n = 1 / classes[0], int(clips[0])
+    top1 = _values(rows, "top1") + _values(rows, "random_init_top1")
+    level = statistics.fmean(top1) if top1 else chance
+    return (
+        f"Chance: {100 * chance:.1f}% ({int(classes[0])} classes). Clip-sampling standard error of one top-1 on "
+        f"{n} validation clips: {100 * binomial_se(chance, n):.1f} points at chance, "
+        f"{100 * binomial_se(level, n):.1f} at {100 * level:.1f}%."
+    )
 
 
 def markdown_table(cells: Sequence[Cell], rows: Sequence[dict], title: str, budget_line: str) -> str:
@@ -80,8 +113,8 @@ def markdown_table(cells: Sequence[Cell], rows: Sequence[dict], title: str, budg
     memory_header = f"peak memory (MiB, {' / '.join(sorted(kinds)) or 'n/a'})"
     lines = [
         f"### {title}", "",
-        f"| case | mask ratio | top-1 (%) | top-5 (%) | {memory_header} | step time (ms) | fg enrichment |",
-        "|---|---|---|---|---|---|---|",
+        f"| case | mask ratio | top-1 (%) | top-5 (%) | {memory_header} | step time (ms) | fg enrichment | held-out loss |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     notes = []
     for group in group_rows(cells, rows):
@@ -97,12 +130,13 @@ def markdown_table(cells: Sequence[Cell], rows: Sequence[dict], title: str, budg
         lines.append(
             f"| {case} | {ratio_text} | {_fmt(_values(group, 'top1'), 100)} | {_fmt(_values(group, 'top5'), 100)} |"
             f" {_fmt(_values(group, 'peak_memory_mib'), digits=0)} | {_fmt(_values(group, 'step_time_ms'), digits=0)} |"
-            f" {_fmt(_values(group, 'fg_enrichment'), digits=2)} |"
+            f" {_fmt(_values(group, 'fg_enrichment'), digits=2)} | {_fmt(_values(group, 'final_loss_recon'), digits=4)} |"
         )
     rand1, rand5 = _values(rows, "random_init_top1"), _values(rows, "random_init_top5")
     if rand1:
-        lines.append(f"| random init (no pre-training) | – | {_fmt(rand1, 100)} | {_fmt(rand5, 100)} | – | – | – |")
-    lines += ["", budget_line]
+        lines.append(f"| random init (no pre-training) | – | {_fmt(rand1, 100)} | {_fmt(rand5, 100)} | – | – | – | – |")
+    chance = chance_line(rows)
+    lines += ["", *([chance] if chance else []), budget_line]
     lines += sorted(set(notes))
     return "\n".join(lines) + "\n"
 
@@ -110,21 +144,28 @@ def markdown_table(cells: Sequence[Cell], rows: Sequence[dict], title: str, budg
 def budget_line(cfg: dict, cells: Sequence[Cell], rows: Sequence[dict], wall_s: float) -> str:
     """One sentence with everything that sizes the figures: steps, batch, model, data, eval protocol."""
     budget, ev = cfg["budget"], cfg["eval"]
+    pools = {str(r["probe_pool"]) for r in rows if r.get("probe_pool")}
+    pooled = {"time": "per-temporal-slice mean (spatial mean of each slice, concatenated)",
+              "mean": "mean"}.get(pools.pop() if len(pools) == 1 else "", "pooled")
     protocol = {
-        "probe": "linear probe (L-BFGS logistic regression) on the frozen encoder's mean-pooled output over all tokens",
+        "probe": f"linear probe (L-BFGS logistic regression) on the frozen encoder's output over all tokens, {pooled}",
         "finetune": f"full fine-tuning with layer-wise lr decay for {ev['steps']} steps of batch {ev['batch_size']}",
         "both": f"full fine-tuning ({ev['steps']} steps of batch {ev['batch_size']}, layer-wise lr decay); probe also run",
     }[str(ev["protocol"])]
     seeds = ", ".join(str(s) for s in cfg["seeds"])
     extra = " ".join(cfg.get("train_overrides") or []) or "none"
     model, data = _run_text(Path(cfg["out"]), cells)
+    labels = sorted({str(r["label"]) for r in rows if r.get("label")})
+    classes = _values(rows, "num_classes")
+    if labels and classes:
+        data += f" (labels: {', '.join(labels)}, {int(classes[0])} classes)"
     return (
         f"Budget per cell: pre-training {budget['max_steps']} steps × batch {budget['batch_size']} "
         f"({int(budget['max_steps']) * int(budget['batch_size'])} clips), model {model}, data {data}; "
         f"further train overrides: {extra}. Evaluation: {protocol}; {ev['train_clips']} labelled training / "
         f"{ev['val_clips']} validation clips; top-1/top-5 of the pre-trained encoder on the validation clips. "
         f"Fg enrichment = share of visible tokens on moving shapes / share of all tokens on them, on held-out "
-        f"clips (1 = chance). Step time = training steps only. Seeds: {seeds} (mean ± sd over seeds). "
+        f"clips (1 = chance). Step time = training steps only. Seeds: {seeds} (mean ± standard error over seeds). "
         f"Wall time of this invocation: {wall_s / 60:.1f} min; train + eval time recorded for all cells "
         f"(over every invocation that saved its record): {_cell_minutes(rows):.1f} min."
     )
@@ -149,7 +190,7 @@ def _run_text(out: Path, cells: Sequence[Cell]) -> tuple[str, str]:
                      f"tubelet {m['tubelet_size']}: {tokens} tokens; {target} targets)")
             data = cfg["data"]["name"]
             if data == "synthetic":
-                data = "synthetic moving shapes (labels: 8 motion directions)"
+                data = "synthetic moving shapes"
             return model, data
     return "n/a", "n/a"
 
@@ -169,7 +210,7 @@ def write_plot(cells: Sequence[Cell], rows: Sequence[dict], path: Path, title: s
     fig, axes = plt.subplots(1, 2, figsize=(min(max(7.0, 1.0 * len(groups) * 2), 16.0), 3.6))
     for ax, key, scale, name in ((axes[0], "top1", 100, "top-1 (%)"), (axes[1], "fg_enrichment", 1, "fg enrichment")):
         means = [statistics.fmean(_values(g, key)) * scale if _values(g, key) else 0.0 for g in groups]
-        errs = [statistics.stdev(_values(g, key)) * scale if len(_values(g, key)) > 1 else 0.0 for g in groups]
+        errs = [standard_error(_values(g, key)) * scale if len(_values(g, key)) > 1 else 0.0 for g in groups]
         ax.bar(range(len(groups)), means, yerr=errs, color="tab:blue", capsize=3)
         ax.set_xticks(range(len(groups)), labels, fontsize=7)
         ax.set_ylabel(name)

@@ -1,7 +1,7 @@
 """Labelled clips for evaluation: the run's own data source, or separate labelled lists.
 
-Synthetic clips are labelled with their motion direction (8 classes); ``data=video`` lists carry a
-label per line (``path label``). Training clips are the first ``train_clips`` of the training
+Synthetic clips carry the label set chosen by ``label`` (default: motion direction, 8 classes;
+see ``adamae_rl.data.synthetic.LABELS``); ``data=video`` lists carry a label per line (``path label``). Training clips are the first ``train_clips`` of the training
 family, validation clips the first ``val_clips`` of the held-out family, so every evaluation of a
 run sees the same clips.
 """
@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader, Dataset, default_collate
 
 from adamae_rl.data.factory import make_dataset
 from adamae_rl.geometry import ClipGeometry
-from adamae_rl.data.synthetic import NUM_DIRECTIONS
+from adamae_rl.data.synthetic import LABELS
 
 
 @dataclass
@@ -45,6 +45,7 @@ def labelled_splits(
     val_clips: int | None,
     train_list: str | None = None,
     val_list: str | None = None,
+    label: str | None = None,
 ) -> tuple[LabelledSplit, LabelledSplit]:
     """Train and validation splits from a run's data config, or from separate labelled lists.
 
@@ -52,8 +53,15 @@ def labelled_splits(
         data_cfg: the run's ``data`` config (``synthetic`` or ``video``).
         train_clips, val_clips: use the first this many clips of each split (None = all).
         train_list, val_list: labelled VideoMAE lists that replace the run's data (``data=video``).
+        label: the synthetic label set (None = the run's own ``data.label``); lists have their own.
     """
     cfg = dict(data_cfg)
+    if label is not None:
+        if label not in LABELS:
+            raise ValueError(f"label must be one of {', '.join(LABELS)}; got {label!r}")
+        if train_list or cfg.get("name") != "synthetic":
+            raise ValueError(f"label={label!r} chooses a label set of synthetic clips; video lists carry their own labels")
+        cfg["label"] = label
     if train_list or val_list:
         if not (train_list and val_list):
             raise ValueError("give both --train-list and --val-list (a labelled list for each split)")
@@ -74,9 +82,9 @@ def _first(dataset: Dataset, count: int | None, what: str) -> LabelledSplit:
 
 
 def num_classes_of(data_cfg: Mapping[str, Any], *splits: LabelledSplit) -> int:
-    """Class count: 8 directions for synthetic clips, else the largest list label + 1."""
+    """Class count: the label set's for synthetic clips, else the largest list label + 1."""
     if data_cfg.get("name") == "synthetic" and not any(hasattr(s.dataset, "entries") for s in splits):
-        return NUM_DIRECTIONS
+        return int(splits[0].dataset.num_classes)
     labels = [entry.label for s in splits for entry in getattr(s.dataset, "entries", [])]
     if not labels:
         raise ValueError("cannot tell the number of classes; pass --num-classes")

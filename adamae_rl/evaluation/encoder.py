@@ -58,7 +58,11 @@ class VideoClassifier(nn.Module):
         super().__init__()
         self.cfg = mae.cfg
         self.patch_embed = copy.deepcopy(mae.patch_embed)
-        self.register_buffer("pos_embed", mae.pos_embed.detach().clone(), persistent=False)
+        table = mae.pos_embed.detach().clone()
+        if isinstance(mae.pos_embed, nn.Parameter):  # a learned table (model.pos_embed=learned) keeps training
+            self.pos_embed = nn.Parameter(table)
+        else:
+            self.register_buffer("pos_embed", table, persistent=False)
         self.blocks = copy.deepcopy(mae.blocks)
         self.norm = copy.deepcopy(mae.norm)
         dim = mae.cfg.embed_dim

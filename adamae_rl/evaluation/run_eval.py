@@ -12,6 +12,7 @@ import torch
 
 from adamae_rl.api import geometry_of
 from adamae_rl.builders import build_model, load_run
+from adamae_rl.data.synthetic import LABELS
 from adamae_rl.evaluation.data import LabelledSplit, labelled_splits, num_classes_of
 from adamae_rl.evaluation.encoder import VideoClassifier
 from adamae_rl.evaluation.finetuning import FinetuneSettings, finetune
@@ -37,6 +38,7 @@ class EvalOptions:
         data_seed: clip family of synthetic data (the same for every run, so runs compare on
             the same clips whatever seed they were pre-trained with).
         train_list, val_list: separate labelled lists instead of the run's data.
+        label: label set of synthetic clips (``adamae_rl.data.synthetic.LABELS``; None = the run's).
         num_classes: override the class count (default: from the data).
         checkpoint: file under ``RUN_DIR/checkpoints``.
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
@@ -51,6 +53,7 @@ class EvalOptions:
     data_seed: int = 0
     train_list: str | None = None
     val_list: str | None = None
+    label: str | None = None
     num_classes: int | None = None
     checkpoint: str = "last.pt"
     device: str = "auto"
@@ -63,6 +66,8 @@ class EvalOptions:
         unknown = set(self.protocols) - set(PROTOCOLS)
         if unknown or not self.protocols:
             raise ValueError(f"protocols must be a non-empty subset of {PROTOCOLS}, got {tuple(self.protocols)}")
+        if self.label is not None and self.label not in LABELS:
+            raise ValueError(f"label must be one of {', '.join(LABELS)}; got {self.label!r}")
 
 
 def evaluate_encoder(
@@ -93,9 +98,10 @@ def evaluate_run(run_dir: str | Path, options: EvalOptions, out: str | Path | No
     cfg, mae, _, ckpt = load_run(run_dir, options.checkpoint, with_policy=False)  # the encoder is all it needs
     device = resolve_device(options.device)
     train, val = labelled_splits(cfg["data"], geometry_of(mae), options.data_seed, options.train_clips,
-                                 options.val_clips, options.train_list, options.val_list)
+                                 options.val_clips, options.train_list, options.val_list, options.label)
     data_name = "video" if options.train_list else cfg["data"]["name"]
     num_classes = options.num_classes or num_classes_of({"name": data_name}, train, val)
+    label = options.label or (cfg["data"].get("label", "direction") if data_name == "synthetic" else "list")
 
     results: dict[str, Any] = {"pretrained": evaluate_encoder(mae, train, val, num_classes, options, device)}
     if options.random_init:
@@ -105,7 +111,7 @@ def evaluate_run(run_dir: str | Path, options: EvalOptions, out: str | Path | No
     report = {
         "run_dir": str(run_dir), "checkpoint": options.checkpoint, "step": int(ckpt["step"]),
         "policy": cfg["policy"].get("name"), "mask_ratio": float(cfg["mask_ratio"]), "model": cfg["model"]["preset"],
-        "data": data_name, "num_classes": num_classes, "train_clips": len(train), "val_clips": len(val),
+        "data": data_name, "label": label, "num_classes": num_classes, "train_clips": len(train), "val_clips": len(val),
         "data_seed": options.data_seed, "device": str(device), "primary": primary,
         "top1": results["pretrained"][primary]["top1"], "top5": results["pretrained"][primary]["top5"],
         **results, "seconds": time.perf_counter() - start,

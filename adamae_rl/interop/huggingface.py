@@ -224,6 +224,9 @@ def write_hf(weights: Weights, path: str | Path) -> Path:
     """Write a directory that ``VideoMAEForPreTraining.from_pretrained`` loads."""
     if not weights.has_decoder:
         raise WeightsError(f"{weights.source} holds an encoder only; a VideoMAEForPreTraining export needs the decoder")
+    table = weights.config.get("pos_embed", "sincos_1d")
+    if table != "sincos_1d":
+        raise WeightsError(f"{weights.source} uses model.pos_embed={table}; Hugging Face VideoMAE rebuilds the sincos_1d table")
     st = _safetensors()
     path = Path(path)
     config = hf_config(weights)

@@ -182,7 +182,8 @@ def complete_config(weights: Weights, **overrides: Any) -> MAEConfig:
 def geometry_mismatches(known: dict[str, Any], cfg: MAEConfig) -> list[str]:
     """``"field: weights A, config B"`` for every known geometry field that differs."""
     out = []
-    for key in GEOMETRY_FIELDS:
+    # The position-table kind is recorded by this toolkit's own files only; official ones use sincos_1d.
+    for key in (*GEOMETRY_FIELDS, "pos_embed"):
         if key not in known:
             continue
         mine, theirs = getattr(cfg, key), known[key]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import asdict, dataclass
+from typing import Literal, get_args
 
 import torch
 import torch.nn.functional as F
@@ -20,6 +21,10 @@ from torch import nn
 
 from adamae_rl.geometry import ClipGeometry
 from adamae_rl.pixels import denormalize, normalize_patches
+
+
+PosEmbedKind = Literal["sincos_1d", "sincos_3d", "learned"]
+POS_EMBEDS: tuple[str, ...] = get_args(PosEmbedKind)
 
 
 @dataclass
@@ -39,8 +44,12 @@ class MAEConfig:
     decoder_num_heads: int = 6
     mlp_ratio: float = 4.0
     norm_target: bool = True  # per-patch normalized pixels (VideoMAE default) vs raw [0, 1] pixels
+    # Position table of encoder and decoder (see position_table): VideoMAE's 1-D table by default.
+    pos_embed: PosEmbedKind = "sincos_1d"
 
     def __post_init__(self) -> None:
+        if self.pos_embed not in POS_EMBEDS:
+            raise ValueError(f"pos_embed must be one of {', '.join(POS_EMBEDS)}; got {self.pos_embed!r}")
         ClipGeometry.of(self)  # refuses sizes that do not divide, naming them
         for width, heads, what in (
             (self.embed_dim, self.num_heads, "encoder"),
@@ -113,6 +122,42 @@ def chunked_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, chunk_b
             for i in range(0, batch * heads, per_chunk)
         ]
     return torch.cat(out).reshape(batch, heads, length, dim)
+
+
+def separable_sinusoid_table(grid: tuple[int, int, int], dim: int) -> torch.Tensor:
+    """Space-time table ``[N, dim]``: 1-D sine/cosine tables of ``t``, ``h`` and ``w``, concatenated.
+
+    Tokens in ``(t h w)`` order. Time and height get ``2 * (dim // 6)`` features each, width the
+    rest. Two tokens at the same ``(h, w)`` share two thirds of their features, so "the same place
+    in another frame" is a linear function of the table (the 1-D table over flattened positions
+    has no such direction: same-place tokens are ``H'W'`` apart).
+    """
+    t_len, h_len, w_len = grid
+    d_t = d_h = 2 * (dim // 6)
+    d_w = dim - d_t - d_h
+    if min(d_t, d_w) < 2:
+        raise ValueError(f"a separable position table needs width >= 6, got {dim}")
+    parts = [
+        sinusoid_table(t_len, d_t)[:, None, None, :].expand(t_len, h_len, w_len, d_t),
+        sinusoid_table(h_len, d_h)[None, :, None, :].expand(t_len, h_len, w_len, d_h),
+        sinusoid_table(w_len, d_w)[None, None, :, :].expand(t_len, h_len, w_len, d_w),
+    ]
+    return torch.cat(parts, dim=-1).reshape(t_len * h_len * w_len, dim)
+
+
+def position_table(kind: str, grid: tuple[int, int, int], dim: int) -> torch.Tensor:
+    """Initial position table ``[N, dim]`` of a kind in :data:`POS_EMBEDS`.
+
+    ``sincos_1d``: VideoMAE's fixed table over the flattened ``(t h w)`` index; ``sincos_3d``:
+    :func:`separable_sinusoid_table`; ``learned``: trunc-normal (std 0.02) start of a trained table.
+    """
+    if kind == "sincos_1d":
+        return sinusoid_table(grid[0] * grid[1] * grid[2], dim)
+    if kind == "sincos_3d":
+        return separable_sinusoid_table(grid, dim)
+    if kind == "learned":
+        return nn.init.trunc_normal_(torch.empty(grid[0] * grid[1] * grid[2], dim), std=0.02)
+    raise ValueError(f"pos_embed must be one of {', '.join(POS_EMBEDS)}; got {kind!r}")
 
 
 class Attention(nn.Module):
@@ -278,20 +323,27 @@ class VideoMAE(nn.Module):
         self.cfg = cfg
         t, p = cfg.tubelet_size, cfg.patch_size
         self.patch_embed = nn.Conv3d(cfg.in_chans, cfg.embed_dim, kernel_size=(t, p, p), stride=(t, p, p))
-        n = cfg.num_tokens
-        self.register_buffer("pos_embed", sinusoid_table(n, cfg.embed_dim), persistent=False)
+        self._add_position_table("pos_embed", cfg.embed_dim)
         self.blocks = nn.ModuleList(Block(cfg.embed_dim, cfg.num_heads, cfg.mlp_ratio) for _ in range(cfg.depth))
         self.norm = nn.LayerNorm(cfg.embed_dim, eps=1e-6)
 
         self.encoder_to_decoder = nn.Linear(cfg.embed_dim, cfg.decoder_embed_dim, bias=False)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, cfg.decoder_embed_dim))
-        self.register_buffer("decoder_pos_embed", sinusoid_table(n, cfg.decoder_embed_dim), persistent=False)
+        self._add_position_table("decoder_pos_embed", cfg.decoder_embed_dim)
         self.decoder_blocks = nn.ModuleList(
             Block(cfg.decoder_embed_dim, cfg.decoder_num_heads, cfg.mlp_ratio) for _ in range(cfg.decoder_depth)
         )
         self.decoder_norm = nn.LayerNorm(cfg.decoder_embed_dim, eps=1e-6)
         self.head = nn.Linear(cfg.decoder_embed_dim, cfg.patch_dim)
         self._init_weights()
+
+    def _add_position_table(self, name: str, dim: int) -> None:
+        # Fixed tables are non-persistent buffers (rebuilt, never stored); a learned one is a parameter.
+        table = position_table(self.cfg.pos_embed, self.cfg.grid, dim)
+        if self.cfg.pos_embed == "learned":
+            self.register_parameter(name, nn.Parameter(table))
+        else:
+            self.register_buffer(name, table, persistent=False)
 
     def _init_weights(self) -> None:
         # Xavier-uniform linears, zero biases, unit LayerNorms, small-normal mask token (as VideoMAE).
