@@ -16,6 +16,7 @@ from helpers_cli import cli_env, run_cli, smoke_config
 
 from adamae_rl import train
 from adamae_rl.cli import RunError
+from adamae_rl.policies import list_policies
 from adamae_rl.utils.checkpoint import load_checkpoint
 
 
@@ -132,7 +133,7 @@ def test_rewrite_plugin_overrides() -> None:
 @pytest.mark.parametrize(
     "override, needle",
     [
-        ("policy=nosuch", "unknown policy 'nosuch'; known policies: adaptive, frame, random, tube"),
+        ("policy=nosuch", "unknown policy 'nosuch'; known policies: " + ", ".join(list_policies())),
         ("mask_ratio=1.5", "mask_ratio: input should be less than 1 (got 1.5)"),
         ("mask_ratio=0", "mask_ratio: input should be greater than 0 (got 0)"),
     ],
