@@ -66,7 +66,7 @@ def heldout_curve(s: CurveSettings) -> dict:
     train = SyntheticClips(num_clips=100_000, seed=s.seed, **geometry)
     val = SyntheticClips(num_clips=s.val_clips, seed=VAL_SEED_OFFSET, **geometry)
     val_video = torch.stack([val[i]["video"] for i in range(s.val_clips)])
-    val_mask = random_masks(s.val_clips, n, round(s.mask_ratio * n), torch.Generator().manual_seed(123))
+    val_mask = _fixed_masks(s.val_clips, n, round(s.mask_ratio * n))
     out = {"references": reference_losses(val, list(range(s.val_clips)), val_mask), "curve": {}, "settings": asdict(s)}
     print(json.dumps({"references": out["references"]}), flush=True)
 
@@ -91,6 +91,15 @@ def heldout_curve(s: CurveSettings) -> dict:
             print(json.dumps({"step": step, "heldout_loss": round(out["curve"][step], 5),
                               "seconds": round(time.perf_counter() - start)}), flush=True)
     return out
+
+
+def _fixed_masks(count: int, num_tokens: int, num_masked: int, seed: int = 123) -> torch.Tensor:
+    """The held-out masks: bool ``[count, N]``, True = masked, one permutation per clip from ``seed``."""
+    gen = torch.Generator().manual_seed(seed)
+    mask = torch.zeros(count, num_tokens, dtype=torch.bool)
+    for row in range(count):  # one permutation per clip, so a clip's mask does not depend on the count
+        mask[row, torch.randperm(num_tokens, generator=gen)[:num_masked]] = True
+    return mask
 
 
 @torch.no_grad()
