@@ -73,12 +73,19 @@ def make_env(
 
 
 def make_policy(
-    name: str | Mapping[str, Any], env: MaskedVideoEnv | None = None, geometry: Mapping[str, Any] | None = None, **options: Any
+    name: str | Mapping[str, Any],
+    env: MaskedVideoEnv | None = None,
+    geometry: Mapping[str, Any] | None = None,
+    *,
+    allowed_targets: tuple[str, ...] | None = None,
+    **options: Any,
 ) -> nn.Module:
     """Build any registered policy (or a ``_target_`` config) for an environment.
 
     The grid, mask ratio and widths come from ``env`` (or an explicit ``geometry`` mapping with
     ``grid``, ``mask_ratio``, ``embed_dim``, ``patch_dim``); ``options`` go to the policy.
+    ``allowed_targets``: None for the user's own spec; for a spec read from a file (a checkpoint),
+    the ``_target_`` paths the user allowed (see ``adamae_rl.policies.registry.resolve_factory``).
     """
     if env is None and geometry is None:
         raise ValueError("make_policy needs env=... or geometry=... to know the token grid and mask ratio")
@@ -86,7 +93,7 @@ def make_policy(
     geo.update(geometry or {})
     if isinstance(name, Mapping):  # a config section: null options mean "the policy's default"
         name = {k: v for k, v in name.items() if v is not None}
-    policy = build_policy(name, geo, **options)
+    policy = build_policy(name, geo, allowed_targets, **options)
     if env is not None:
         policy = policy.to(env.device)
     return policy

@@ -24,7 +24,7 @@ from adamae_rl.geometry import policy_geometry
 from adamae_rl.models.presets import build_mae
 from adamae_rl.models.videomae import VideoMAE, compile_blocks
 from adamae_rl.objectives.reconstruction import ReconstructionLoss
-from adamae_rl.policies.registry import UnknownPolicyError, build_policy
+from adamae_rl.policies.registry import UnknownPolicyError
 from adamae_rl.utils.checkpoint import CheckpointError, load_checkpoint
 from adamae_rl.utils.distributed import Process
 from adamae_rl.utils.optim import adamw, param_groups, warmup_cosine
@@ -78,8 +78,7 @@ def build_policy_from_config(
     ``allowed_targets``: None for the user's own config; for a config read from a file, the
     ``_target_`` paths the user allowed (see :func:`adamae_rl.policies.registry.resolve_factory`).
     """
-    spec = {k: v for k, v in dict(plain(policy_cfg)).items() if v is not None}
-    return build_policy(spec, policy_geometry(model.cfg, mask_ratio), allowed_targets)
+    return make_policy(dict(plain(policy_cfg)), geometry=policy_geometry(model.cfg, mask_ratio), allowed_targets=allowed_targets)
 
 
 def autocast_dtype(precision: str) -> torch.dtype | None:

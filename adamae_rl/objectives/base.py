@@ -24,4 +24,4 @@ class KeyedLoss(LossModule):
         return [getattr(self.tensor_keys, f.name) for f in fields(self.default_keys)]
 
     def _forward_value_estimator_keys(self, **kwargs) -> None:
-        pass
+        pass  # no value estimator to point at renamed keys (see the class docstring)
