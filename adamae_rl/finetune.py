@@ -22,6 +22,7 @@ from adamae_rl.cli import ArgumentParser, run_command, setup_logging
 
 from adamae_rl.evaluation.finetuning import FinetuneSettings
 from adamae_rl.data.synthetic import LABELS
+from adamae_rl.evaluation.encoder import POOLINGS
 from adamae_rl.evaluation.probe import ProbeSettings
 from adamae_rl.evaluation.run_eval import EVAL_FILE, PROTOCOLS, EvalOptions, evaluate_run
 
@@ -62,8 +63,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     data.add_argument("--workers", type=_at_least(0), default=0, help="loader worker processes")
     probe = p.add_argument_group("linear probe")
     probe.add_argument("--probe-l2", type=_at_least(0, float), default=pr.l2, help="L2 penalty of the logistic regression")
-    probe.add_argument("--probe-pool", choices=["mean", "time"], default=pr.pool,
-                       help="mean over all tokens (VideoMAE), or per-temporal-slice means concatenated (diagnostic)")
+    probe.add_argument("--probe-pool", choices=POOLINGS, default=pr.pool,
+                       help="mean over all tokens (VideoMAE); per-temporal-slice means (time) or means over a "
+                            "4x4x4 space-time grid (grid), concatenated")
     probe.add_argument("--probe-iters", type=_at_least(1), default=pr.max_iter, help="L-BFGS iterations")
     tune = p.add_argument_group("fine-tuning")
     tune.add_argument("--steps", type=_at_least(1), default=ft.steps, help="optimizer steps")

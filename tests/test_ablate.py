@@ -109,3 +109,18 @@ def test_bad_grid_is_one_readable_line(tmp_path: Path) -> None:
     with pytest.raises(SystemExit) as stop:
         ablate.main([f"grid_file={grid}", f"out={tmp_path / 'o'}"])
     assert stop.value.code == 2
+
+
+def test_an_evaluation_pooled_otherwise_is_not_reused(tmp_path: Path) -> None:
+    from adamae_rl.ablation.runner import evaluated, requested_probe_pool
+
+    eval_cfg = {"protocol": "probe", "train_clips": 8, "val_clips": 8, "steps": 1, "extra": ["--probe-pool", "grid"]}
+    assert requested_probe_pool(eval_cfg) == "grid"
+    assert requested_probe_pool({**eval_cfg, "extra": ["--probe-pool=time"]}) == "time"
+    assert requested_probe_pool({**eval_cfg, "extra": []}) == "mean"  # the probe's own default
+    report = {"pretrained": {"probe": {"settings": {"pool": "time"}}}, "train_clips": 8, "val_clips": 8, "random_init": {}}
+    (tmp_path / "eval.json").write_text(json.dumps(report))
+    assert not evaluated(tmp_path, eval_cfg, random_init=True)
+    report["pretrained"]["probe"]["settings"]["pool"] = "grid"
+    (tmp_path / "eval.json").write_text(json.dumps(report))
+    assert evaluated(tmp_path, eval_cfg, random_init=True)

@@ -47,7 +47,7 @@ def cell_row(cell: Cell, record: CellRecord, out: Path) -> dict:
 
 
 def _probe_pool(report: dict) -> str | None:
-    """How the probe pooled the encoder's tokens (``mean`` or ``time``), if a probe ran."""
+    """How the probe pooled the encoder's tokens (``mean``, ``time`` or ``grid``), if a probe ran."""
     return ((report.get("pretrained") or {}).get("probe") or {}).get("settings", {}).get("pool")
 
 
@@ -146,6 +146,7 @@ def budget_line(cfg: dict, cells: Sequence[Cell], rows: Sequence[dict], wall_s: 
     budget, ev = cfg["budget"], cfg["eval"]
     pools = {str(r["probe_pool"]) for r in rows if r.get("probe_pool")}
     pooled = {"time": "per-temporal-slice mean (spatial mean of each slice, concatenated)",
+              "grid": "means over a 4x4x4 space-time grid of cells, concatenated",
               "mean": "mean"}.get(pools.pop() if len(pools) == 1 else "", "pooled")
     protocol = {
         "probe": f"linear probe (L-BFGS logistic regression) on the frozen encoder's output over all tokens, {pooled}",

@@ -127,7 +127,22 @@ def evaluated(run_dir: Path, eval_cfg: dict, random_init: bool) -> bool:
     )
     if same and "finetune" in pre:
         same = pre["finetune"]["settings"]["steps"] == int(eval_cfg["steps"])
+    if same and "probe" in pre:  # an evaluation pooled differently is not this one
+        same = pre["probe"].get("settings", {}).get("pool") == requested_probe_pool(eval_cfg)
     return same
+
+
+def requested_probe_pool(eval_cfg: dict) -> str:
+    """The probe pooling the cells are evaluated with: ``--probe-pool`` in ``eval.extra``, else the default."""
+    extra = [str(x) for x in eval_cfg.get("extra") or []]
+    for i, arg in enumerate(extra):
+        if arg == "--probe-pool" and i + 1 < len(extra):
+            return extra[i + 1]
+        if arg.startswith("--probe-pool="):
+            return arg.split("=", 1)[1]
+    from adamae_rl.evaluation.probe import ProbeSettings  # here: the runner itself does not need torch
+
+    return ProbeSettings().pool
 
 
 # --------------------------------------------------------------------------------------------------

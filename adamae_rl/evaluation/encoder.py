@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from adamae_rl.models.videomae import VideoMAE
@@ -19,7 +20,10 @@ def encode_all_tokens(model: VideoMAE, video: torch.Tensor) -> torch.Tensor:
     return model.forward_encoder(video)
 
 
-POOLINGS = ("mean", "time")
+POOLINGS = ("mean", "time", "grid")
+# pool="grid": means over this many space-time cells (t, h, w); a token grid smaller than this on an
+# axis keeps its own size there.
+GRID_CELLS = (4, 4, 4)
 
 
 @torch.no_grad()
@@ -30,15 +34,24 @@ def pooled_features(model: VideoMAE, video: torch.Tensor, pool: str = "mean") ->
         video: ``[B, C, T, H, W]``.
         pool: ``mean`` -- the mean over all tokens, ``[B, D]`` (VideoMAE's pooling); ``time`` --
             the spatial mean of each temporal slice, concatenated, ``[B, T' * D]``: keeps *when*
-            things are, which motion direction needs (a diagnostic, not a VideoMAE protocol).
+            things are, which motion direction needs (a diagnostic, not a VideoMAE protocol); ``grid``
+            -- the mean over each cell of a :data:`GRID_CELLS` space-time grid, concatenated,
+            ``[B, 64 * D]``: keeps where *and* when, coarsely (on the tiny model's 8x8x8 tokens a
+            cell is 2x2x2 tokens). Motion direction is where a shape is when; a spatial mean per
+            slice erases the where.
     """
     if pool not in POOLINGS:
         raise ValueError(f"pool must be one of {POOLINGS}, got {pool!r}")
     tokens = encode_all_tokens(model, video)  # [B, N, D]
     if pool == "mean":
         return tokens.mean(dim=1)
-    t_slices = model.cfg.grid[0]
-    return tokens.reshape(tokens.shape[0], t_slices, -1, tokens.shape[-1]).mean(dim=2).flatten(1)
+    if pool == "time":
+        t_slices = model.cfg.grid[0]
+        return tokens.reshape(tokens.shape[0], t_slices, -1, tokens.shape[-1]).mean(dim=2).flatten(1)
+    grid = model.cfg.grid
+    volume = tokens.transpose(1, 2).reshape(tokens.shape[0], tokens.shape[-1], *grid)  # [B, D, T', H', W']
+    cells = tuple(min(c, g) for c, g in zip(GRID_CELLS, grid))
+    return F.adaptive_avg_pool3d(volume, cells).flatten(2).transpose(1, 2).flatten(1)  # cell-major: [B, cells * D]
 
 
 class VideoClassifier(nn.Module):
@@ -65,6 +78,9 @@ class VideoClassifier(nn.Module):
             self.register_buffer("pos_embed", table, persistent=False)
         self.blocks = copy.deepcopy(mae.blocks)
         self.norm = copy.deepcopy(mae.norm)
+        # model.attn_bias=distance: the bias over all N tokens is fixed, so it is computed once here.
+        bias = mae.attention_bias("encoder", None)
+        self.register_buffer("attn_bias", bias, persistent=False)
         dim = mae.cfg.embed_dim
         self.fc_norm = nn.LayerNorm(dim, eps=1e-6)
         self.head = nn.Linear(dim, num_classes)
@@ -85,7 +101,7 @@ class VideoClassifier(nn.Module):
             raise ValueError(f"video must be [B, {', '.join(map(str, expected))}], got {tuple(video.shape)}")
         x = self.patch_embed(video).flatten(2).transpose(1, 2) + self.pos_embed.to(video.dtype)
         for block in self.blocks:
-            x = block(x)
+            x = block(x, self.attn_bias)
         return self.fc_norm(self.norm(x).mean(dim=1))
 
     def forward(self, video: torch.Tensor) -> torch.Tensor:

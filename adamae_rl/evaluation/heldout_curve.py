@@ -22,6 +22,7 @@ from adamae_rl.cli import ArgumentParser, run_command
 from adamae_rl.data.synthetic import VAL_SEED_OFFSET, SyntheticClips
 from adamae_rl.evaluation.references import reference_losses
 from adamae_rl.models import build_mae
+from adamae_rl.models.attention_bias import ATTN_BIASES
 from adamae_rl.models.videomae import POS_EMBEDS
 from adamae_rl.utils.optim import param_groups, warmup_cosine_factor
 
@@ -32,6 +33,7 @@ class CurveSettings:
     ``mask_ratio`` over ``ramp_steps`` (None = fixed ratio)."""
 
     pos_embed: str = "sincos_1d"
+    attn_bias: str = "none"
     mask_ratio: float = 0.9
     mask_ratio_start: float | None = None
     ramp_steps: int = 0
@@ -58,7 +60,7 @@ def random_masks(count: int, num_tokens: int, num_masked: int, gen: torch.Genera
 def heldout_curve(s: CurveSettings) -> dict:
     """Run it; returns ``{"references": {...}, "curve": {step: loss}, "settings": {...}}``."""
     torch.manual_seed(s.seed)
-    model = build_mae("tiny", norm_target=False, pos_embed=s.pos_embed, decoder_embed_dim=s.decoder_embed_dim,
+    model = build_mae("tiny", norm_target=False, pos_embed=s.pos_embed, attn_bias=s.attn_bias, decoder_embed_dim=s.decoder_embed_dim,
                       decoder_depth=s.decoder_depth, decoder_num_heads=s.decoder_num_heads)
     n = model.cfg.num_tokens
     geometry = dict(num_frames=model.cfg.num_frames, img_size=model.cfg.img_size,
@@ -116,6 +118,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = ArgumentParser(prog="python -m adamae_rl.evaluation.heldout_curve", description=__doc__,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--pos-embed", choices=POS_EMBEDS, default=d.pos_embed)
+    p.add_argument("--attn-bias", choices=ATTN_BIASES, default=d.attn_bias)
     p.add_argument("--mask-ratio", type=float, default=d.mask_ratio)
     p.add_argument("--mask-ratio-start", type=float, default=None, help="ramp from this ratio ...")
     p.add_argument("--ramp-steps", type=int, default=d.ramp_steps, help="... over this many steps")

@@ -7,7 +7,11 @@ per token, averaged over the masked tokens):
   its pixels) -- what an MAE that has learned nothing but colour reaches;
 - ``static_background``: every pixel predicted as the clip's static background, rendered without
   the moving shapes -- the level of copying the background perfectly from anywhere in the clip and
-  knowing nothing about the shapes.
+  knowing nothing about the shapes;
+- ``same_place_copy`` (only with a mask): each masked token copied from the nearest visible token
+  at the same place (same ``h, w``) in another temporal slice, the clip's mean colour where that
+  place is masked in every slice -- what "copy static content from other frames" reaches with
+  the mask actually drawn.
 
 An MAE whose held-out loss falls clearly below ``static_background`` predicts moving content too.
 """
@@ -54,4 +58,32 @@ def reference_losses(clips: SyntheticClips, indices: list[int], mask: torch.Tens
                 raise ValueError(f"mask shape {tuple(mask.shape)} does not match [clips, N] = {list(errors.shape)}")
             errors = errors[mask]
         out[name] = float(errors.mean())
+    if mask is not None:
+        out["same_place_copy"] = float(same_place_copy_errors(target, mask, clips.patch_size, clips.tubelet_size)[mask].mean())
     return out
+
+
+def same_place_copy_errors(target: torch.Tensor, mask: torch.Tensor, patch_size: int, tubelet_size: int) -> torch.Tensor:
+    """Per-token error of copying each token from the nearest visible slice at the same place.
+
+    Args:
+        target: pixels ``[B, C, T, H, W]`` in [0, 1]; mask: bool ``[B, N]``, True = masked.
+    Returns:
+        ``[B, N]`` mean squared error of the copy (nearest visible slice in time, the earlier one on
+        a tie; the clip's mean colour where the place is masked in every slice); visible tokens
+        are copies of themselves (error 0).
+    """
+    tokens = rearrange(target, "b c (tn t) (hn p1) (wn p2) -> b tn (hn wn) (t p1 p2 c)",
+                       t=tubelet_size, p1=patch_size, p2=patch_size)  # [B, T', S, P]
+    batch, slices, places, _ = tokens.shape
+    visible = ~mask.reshape(batch, slices, places)
+    gap = (torch.arange(slices).view(-1, 1) - torch.arange(slices).view(1, -1)).abs().float()  # [T', T'] |t - t'|
+    # Cost of copying slice t' into slice t at each place; a masked source costs infinity.
+    cost = gap.view(1, slices, slices, 1) + torch.where(visible, 0.0, float("inf")).unsqueeze(1)  # [B, T, T', S]
+    source = cost.argmin(dim=2)  # [B, T, S]: the first (earliest) minimum on a tie
+    copied = tokens.gather(1, source.unsqueeze(-1).expand_as(tokens))
+    # The mean colour as a token: channels are the fastest axis of the (t p p c) layout.
+    flat = target.mean(dim=(2, 3, 4)).repeat(1, tokens.shape[-1] // target.shape[1])  # [B, P]
+    nowhere = ~visible.any(dim=1, keepdim=True).expand_as(visible)  # [B, T', S]
+    pred = torch.where(nowhere.unsqueeze(-1), flat.view(batch, 1, 1, -1), copied)
+    return (pred - tokens).pow(2).mean(dim=-1).reshape(batch, -1)

@@ -227,6 +227,9 @@ def write_hf(weights: Weights, path: str | Path) -> Path:
     table = weights.config.get("pos_embed", "sincos_1d")
     if table != "sincos_1d":
         raise WeightsError(f"{weights.source} uses model.pos_embed={table}; Hugging Face VideoMAE rebuilds the sincos_1d table")
+    if weights.config.get("attn_bias", "none") != "none":
+        raise WeightsError(f"{weights.source} uses model.attn_bias={weights.config['attn_bias']}; "
+                           "Hugging Face VideoMAE has no attention bias")
     st = _safetensors()
     path = Path(path)
     config = hf_config(weights)

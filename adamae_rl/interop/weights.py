@@ -182,8 +182,9 @@ def complete_config(weights: Weights, **overrides: Any) -> MAEConfig:
 def geometry_mismatches(known: dict[str, Any], cfg: MAEConfig) -> list[str]:
     """``"field: weights A, config B"`` for every known geometry field that differs."""
     out = []
-    # The position-table kind is recorded by this toolkit's own files only; official ones use sincos_1d.
-    for key in (*GEOMETRY_FIELDS, "pos_embed"):
+    # The position-table kind and the attention bias are recorded by this toolkit's own files only;
+    # official ones use sincos_1d and no bias.
+    for key in (*GEOMETRY_FIELDS, "pos_embed", "attn_bias"):
         if key not in known:
             continue
         mine, theirs = getattr(cfg, key), known[key]

@@ -20,6 +20,7 @@ from einops import rearrange
 from torch import nn
 
 from adamae_rl.geometry import ClipGeometry
+from adamae_rl.models.attention_bias import ATTN_BIASES, AttnBiasKind, distance_bias, grid_coordinates, head_slopes
 from adamae_rl.pixels import denormalize, normalize_patches
 
 
@@ -46,10 +47,15 @@ class MAEConfig:
     norm_target: bool = True  # per-patch normalized pixels (VideoMAE default) vs raw [0, 1] pixels
     # Position table of encoder and decoder (see position_table): VideoMAE's 1-D table by default.
     pos_embed: PosEmbedKind = "sincos_1d"
+    # Attention logits of encoder and decoder: as VideoMAE (none) or with a fixed 3-D distance
+    # bias per head (distance; see adamae_rl.models.attention_bias). Not part of VideoMAE.
+    attn_bias: AttnBiasKind = "none"
 
     def __post_init__(self) -> None:
         if self.pos_embed not in POS_EMBEDS:
             raise ValueError(f"pos_embed must be one of {', '.join(POS_EMBEDS)}; got {self.pos_embed!r}")
+        if self.attn_bias not in ATTN_BIASES:
+            raise ValueError(f"attn_bias must be one of {', '.join(ATTN_BIASES)}; got {self.attn_bias!r}")
         ClipGeometry.of(self)  # refuses sizes that do not divide, naming them
         for width, heads, what in (
             (self.embed_dim, self.num_heads, "encoder"),
@@ -90,8 +96,10 @@ def sinusoid_table(num_positions: int, dim: int) -> torch.Tensor:
 ATTENTION_CHUNK_BYTES = 8 << 20
 
 
-def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """Softmax attention, ``softmax(q k^T / sqrt(d)) v``: q, k, v ``[B, H, L, d]`` -> ``[B, H, L, d]``.
+def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """Softmax attention, ``softmax(q k^T / sqrt(d) + bias) v``: q, k, v ``[B, H, L, d]`` -> ``[B, H, L, d]``.
+
+    ``bias``: None or an additive logit bias broadcastable to ``[B, H, L, L]``.
 
     ``F.scaled_dot_product_attention`` (flash kernels on CUDA and for fp32 on CPU), except for
     bf16 on CPU: there the flash kernel runs far below the bf16 matmul rate (measured 1.6-1.8x
@@ -99,12 +107,14 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor
     a softmax per cache-sized chunk of heads are faster (:func:`chunked_attention`).
     """
     if q.device.type == "cpu" and q.dtype == torch.bfloat16:
-        return chunked_attention(q, k, v)
-    return F.scaled_dot_product_attention(q, k, v)
+        return chunked_attention(q, k, v, bias=bias)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=None if bias is None else bias.to(q.dtype))
 
 
 @torch.compiler.disable  # keep it eager: inductor would rewrite it into the slower flash kernel
-def chunked_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, chunk_bytes: int = ATTENTION_CHUNK_BYTES) -> torch.Tensor:
+def chunked_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, chunk_bytes: int = ATTENTION_CHUNK_BYTES, bias: torch.Tensor | None = None
+) -> torch.Tensor:
     """Softmax attention over groups of (batch, head) pairs whose ``[L, L]`` scores fit ``chunk_bytes``.
 
     q, k, v ``[B, H, L, d]`` -> ``[B, H, L, d]``, in the inputs' dtype (the softmax accumulates in
@@ -116,11 +126,15 @@ def chunked_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, chunk_b
     q = (q * dim**-0.5).reshape(batch * heads, length, dim)
     k = k.reshape(batch * heads, length, dim)
     v = v.reshape(batch * heads, length, dim)
+    if bias is not None:
+        bias = bias.to(q.dtype).expand(batch, heads, length, length).reshape(batch * heads, length, length)
     with torch.autocast(q.device.type, enabled=False):  # inputs are already in the compute dtype
-        out = [
-            torch.softmax(q[i : i + per_chunk] @ k[i : i + per_chunk].transpose(1, 2), dim=-1) @ v[i : i + per_chunk]
-            for i in range(0, batch * heads, per_chunk)
-        ]
+        out = []
+        for i in range(0, batch * heads, per_chunk):
+            scores = q[i : i + per_chunk] @ k[i : i + per_chunk].transpose(1, 2)
+            if bias is not None:
+                scores = scores + bias[i : i + per_chunk]
+            out.append(torch.softmax(scores, dim=-1) @ v[i : i + per_chunk])
     return torch.cat(out).reshape(batch, heads, length, dim)
 
 
@@ -182,15 +196,15 @@ class Attention(nn.Module):
         self.proj = nn.Linear(dim, dim)
         self.proj_drop = nn.Dropout(proj_drop) if proj_drop > 0 else nn.Identity()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x: ``[B, L, D]`` -> ``[B, L, D]``."""
+    def forward(self, x: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+        """x: ``[B, L, D]`` (, additive logit bias broadcastable to ``[B, H, L, L]``) -> ``[B, L, D]``."""
         # k has no bias: a bias on k adds the same score to every key and cancels in softmax.
-        bias = None
+        qkv_bias = None
         if self.q_bias is not None:
-            bias = torch.cat([self.q_bias, torch.zeros_like(self.v_bias), self.v_bias])
-        qkv = F.linear(x, self.qkv.weight, bias)
+            qkv_bias = torch.cat([self.q_bias, torch.zeros_like(self.v_bias), self.v_bias])
+        qkv = F.linear(x, self.qkv.weight, qkv_bias)
         q, k, v = rearrange(qkv, "b l (three h d) -> three b h l d", three=3, h=self.num_heads)
-        out = attention(q, k, v)
+        out = attention(q, k, v, bias)
         return self.proj_drop(self.proj(rearrange(out, "b h l d -> b l (h d)")))
 
 
@@ -221,8 +235,9 @@ class Block(nn.Module):
             layers.append(nn.Dropout(dropout))
         self.mlp = nn.Sequential(*layers)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn(self.norm1(x))
+    def forward(self, x: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+        """x: ``[B, L, D]`` (, attention logit bias ``[B or 1, H, L, L]``) -> ``[B, L, D]``."""
+        x = x + self.attn(self.norm1(x), bias)
         return x + self.mlp(self.norm2(x))
 
 
@@ -266,14 +281,14 @@ def _one_line(err: BaseException) -> str:
 def _compiled_or_eager(eager, failure: dict[str, str]):
     compiled = torch.compile(eager)
 
-    def forward(x: torch.Tensor) -> torch.Tensor:
+    def forward(x: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
         if not failure:
             try:
-                return compiled(x)
+                return compiled(x, bias)
             except Exception as err:  # noqa: BLE001 - whatever stops compiling, the block runs eagerly
                 failure["error"] = _one_line(err)
                 warnings.warn(f"torch.compile failed ({failure['error']}); running eagerly", RuntimeWarning, stacklevel=2)
-        return eager(x)
+        return eager(x, bias)
 
     return forward
 
@@ -335,6 +350,10 @@ class VideoMAE(nn.Module):
         )
         self.decoder_norm = nn.LayerNorm(cfg.decoder_embed_dim, eps=1e-6)
         self.head = nn.Linear(cfg.decoder_embed_dim, cfg.patch_dim)
+        if cfg.attn_bias == "distance":  # fixed, rebuilt from the config: never stored in a state dict
+            self.register_buffer("token_coords", grid_coordinates(cfg.grid), persistent=False)
+            self.register_buffer("encoder_slopes", head_slopes(cfg.num_heads), persistent=False)
+            self.register_buffer("decoder_slopes", head_slopes(cfg.decoder_num_heads), persistent=False)
         self._init_weights()
 
     def _add_position_table(self, name: str, dim: int) -> None:
@@ -395,6 +414,24 @@ class VideoMAE(nn.Module):
         return normalize_patches(pixels, self.cfg.in_chans) if self.cfg.norm_target else pixels
 
     # --- encoder / decoder ------------------------------------------------------------------------
+    def attention_bias(self, part: str, *keeps: torch.Tensor | None) -> torch.Tensor | None:
+        """The attention bias for one sequence, or None when ``attn_bias`` is ``none``.
+
+        Args:
+            part: ``encoder`` or ``decoder`` (whose heads' slopes).
+            keeps: the sequence's parts in order, each bool ``[B, N]`` (its tokens in ascending
+                order, the same count per row) or None for all N tokens.
+        Returns:
+            ``[B, H, L, L]`` (``[1, H, N, N]`` when the sequence is every token).
+        """
+        if self.cfg.attn_bias == "none":
+            return None
+        coords = self.token_coords.unsqueeze(0)  # [1, N, 3]
+        parts = [coords if keep is None else gather_tokens(coords.expand(keep.shape[0], -1, -1), keep) for keep in keeps]
+        batch = max(p.shape[0] for p in parts)
+        slopes = self.encoder_slopes if part == "encoder" else self.decoder_slopes
+        return distance_bias(torch.cat([p.expand(batch, -1, -1) for p in parts], dim=1), slopes)
+
     def forward_encoder(self, video: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """Encode visible tokens only: ``[B, C, T, H, W]``, mask ``[B, N]`` -> ``[B, N_v, D]``.
 
@@ -408,8 +445,9 @@ class VideoMAE(nn.Module):
             visible = ~mask
             pos = self.pos_embed.to(video.dtype).expand(video.shape[0], -1, -1)
             x = self.embed_patches(gather_tokens(self.patchify(video), visible)) + gather_tokens(pos, visible)
+        bias = self.attention_bias("encoder", None if mask is None else ~mask)
         for block in self.blocks:
-            x = block(x)
+            x = block(x, bias)
         return self.norm(x)
 
     def forward_decoder(self, latent: torch.Tensor, mask: torch.Tensor, decode: torch.Tensor | None = None) -> torch.Tensor:
@@ -427,8 +465,9 @@ class VideoMAE(nn.Module):
         pos_vis = gather_tokens(pos, ~mask)
         pos_decoded = gather_tokens(pos, decode)
         x = torch.cat([x_vis + pos_vis, self.mask_token.to(x_vis.dtype) + pos_decoded], dim=1)
+        bias = self.attention_bias("decoder", ~mask, decode)
         for block in self.decoder_blocks:
-            x = block(x)
+            x = block(x, bias)
         # Only the reconstructed tokens go through the final norm and head: visible ones are not scored.
         return self.head(self.decoder_norm(x[:, num_vis:]))
 

@@ -38,6 +38,17 @@ def test_pooled_features_and_classifier_shapes() -> None:
     torch.testing.assert_close(per_slice.reshape(3, 4, -1).mean(1), pooled_features(mae, video))
     with pytest.raises(ValueError, match="pool must be one of"):
         pooled_features(mae, video, pool="max")
+    tokens = mae.forward_encoder(video).reshape(3, 4, 4, 4, -1)  # [B, T', H', W', D]
+    cells = pooled_features(mae, video, pool="grid")  # a 4x4x4 token grid: one token per cell
+    torch.testing.assert_close(cells, tokens.flatten(1))
+    big = build_mae("tiny").eval()  # 8x8x8 tokens: a cell is 2x2x2 tokens
+    clip = torch.randn(1, 3, 16, 64, 64)
+    tokens = big.forward_encoder(clip).reshape(1, 8, 8, 8, -1)
+    first_cell = tokens[:, :2, :2, :2].mean(dim=(1, 2, 3))
+    last_cell = tokens[:, 6:, 6:, 6:].mean(dim=(1, 2, 3))
+    grid = pooled_features(big, clip, pool="grid").reshape(1, 64, -1)
+    torch.testing.assert_close(grid[:, 0], first_cell)
+    torch.testing.assert_close(grid[:, 63], last_cell)
     clf = VideoClassifier(mae, num_classes=8)
     assert clf(video).shape == (3, 8)
     # The classifier owns copies: training it never changes the pre-trained MAE.

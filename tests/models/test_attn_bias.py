@@ -1,0 +1,101 @@
+"""The distance attention bias (``model.attn_bias=distance``): an option, off for every preset."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from adamae_rl.models import MAEConfig, build_mae
+from adamae_rl.models.attention_bias import distance_bias, grid_coordinates, head_slopes
+from adamae_rl.models.presets import mae_config
+from adamae_rl.models.videomae import attention, chunked_attention
+
+
+def _small(**overrides) -> torch.nn.Module:
+    torch.manual_seed(0)
+    return build_mae("tiny", img_size=32, num_frames=8, **overrides)  # 4 x 4 x 4 = 64 tokens
+
+
+def test_off_by_default_and_nothing_extra_is_stored() -> None:
+    for preset in ("tiny", "vit_s", "vit_b", "vit_l"):
+        assert mae_config(preset).attn_bias == "none"
+    plain, biased = _small(), _small(attn_bias="distance")
+    assert plain.attention_bias("encoder", None) is None
+    assert set(plain.state_dict()) == set(biased.state_dict())  # the bias is rebuilt from the config
+
+
+def test_bias_is_minus_slope_times_euclidean_distance() -> None:
+    coords = grid_coordinates((2, 3, 4))
+    assert coords.shape == (24, 3) and coords[23].tolist() == [1.0, 2.0, 3.0]  # (t h w) order
+    bias = distance_bias(coords.unsqueeze(0), head_slopes(3))
+    assert bias.shape == (1, 3, 24, 24)
+    assert head_slopes(3).tolist() == [1.0, 0.5, 0.25]
+    # token 0 = (0, 0, 0), token 23 = (1, 2, 3): distance sqrt(14)
+    assert torch.allclose(bias[0, :, 0, 23], -torch.tensor([1.0, 0.5, 0.25]) * 14**0.5)
+    assert torch.all(bias[0].diagonal(dim1=-2, dim2=-1) == 0)
+    assert torch.equal(bias, bias.transpose(-1, -2))
+
+
+def test_masked_sequences_get_the_full_grid_bias_restricted_to_their_tokens() -> None:
+    model = _small(attn_bias="distance")
+    gen = torch.Generator().manual_seed(1)
+    mask = torch.zeros(2, 64, dtype=torch.bool)
+    for row in range(2):
+        mask[row, torch.randperm(64, generator=gen)[:48]] = True
+    full = model.attention_bias("encoder", None)  # [1, 4, 64, 64]
+    enc = model.attention_bias("encoder", ~mask)
+    dec = model.attention_bias("decoder", ~mask, mask)  # visible tokens first, then the decoded ones
+    assert enc.shape == (2, 4, 16, 16) and dec.shape == (2, 2, 64, 64)
+    full_dec = model.attention_bias("decoder", None)
+    for row in range(2):
+        vis = (~mask[row]).nonzero().squeeze(1)
+        order = torch.cat([vis, mask[row].nonzero().squeeze(1)])
+        assert torch.equal(enc[row], full[0][:, vis][:, :, vis])
+        assert torch.equal(dec[row], full_dec[0][:, order][:, :, order])
+
+
+def test_biased_model_trains_and_the_classifier_applies_the_same_bias() -> None:
+    from adamae_rl.evaluation.encoder import VideoClassifier
+
+    model = _small(attn_bias="distance")
+    video = torch.randn(2, 3, 8, 32, 32)
+    mask = torch.zeros(2, 64, dtype=torch.bool)
+    mask[:, 16:] = True
+    plain = _small()
+    plain.load_state_dict(model.state_dict())
+    errors = model.token_errors(video, mask)
+    assert not torch.allclose(errors, plain.token_errors(video, mask))  # the bias changes the outputs
+    errors.sum().backward()
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+    classifier = VideoClassifier(model, num_classes=3).eval()
+    with torch.no_grad():
+        expected = classifier.fc_norm(model.forward_encoder(video).mean(dim=1))
+        assert torch.allclose(classifier.features(video), expected, atol=1e-5)
+
+
+def test_cpu_bf16_chunked_attention_adds_the_bias_like_sdpa() -> None:
+    gen = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 3, 40, 16, generator=gen) for _ in range(3))
+    bias = distance_bias(grid_coordinates((2, 4, 5)).unsqueeze(0), head_slopes(3))
+    reference = attention(q, k, v, bias)
+    chunked = chunked_attention(q.bfloat16(), k.bfloat16(), v.bfloat16(), chunk_bytes=40 * 40 * 2 * 2, bias=bias)
+    assert torch.allclose(chunked.float(), reference, atol=3e-2)
+    assert not torch.allclose(attention(q, k, v), reference, atol=3e-2)
+
+
+def test_unknown_kind_lists_the_known_ones() -> None:
+    with pytest.raises(ValueError, match=r"attn_bias must be one of none, distance; got 'alibi'"):
+        MAEConfig(attn_bias="alibi")
+
+
+def test_weights_keep_their_attention_bias(tmp_path) -> None:
+    from adamae_rl.interop import export_weights, init_from, write_weights
+    from adamae_rl.interop.weights import WeightsError
+
+    biased = _small(attn_bias="distance")
+    path = write_weights(export_weights(biased), tmp_path / "w.pt", "adamae_rl")
+    init_from(_small(attn_bias="distance"), path)
+    with pytest.raises(WeightsError, match=r"attn_bias: weights distance, config none"):
+        init_from(_small(), path)
+    with pytest.raises(WeightsError, match=r"model.attn_bias=distance; Hugging Face VideoMAE has no attention bias"):
+        write_weights(export_weights(biased), tmp_path / "hf", "hf")
