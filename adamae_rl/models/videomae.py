@@ -350,7 +350,7 @@ class VideoMAE(nn.Module):
         )
         self.decoder_norm = nn.LayerNorm(cfg.decoder_embed_dim, eps=1e-6)
         self.head = nn.Linear(cfg.decoder_embed_dim, cfg.patch_dim)
-        if cfg.attn_bias == "distance":  # fixed, rebuilt from the config: never stored in a state dict
+        if cfg.attn_bias != "none":  # fixed, rebuilt from the config: never stored in a state dict
             self.register_buffer("token_coords", grid_coordinates(cfg.grid), persistent=False)
             self.register_buffer("encoder_slopes", head_slopes(cfg.num_heads), persistent=False)
             self.register_buffer("decoder_slopes", head_slopes(cfg.decoder_num_heads), persistent=False)
