@@ -13,11 +13,16 @@ Every item carries:
   "moving right" (0 right, 2 up, 4 left, 6 down; image y grows downward);
 - ``fg_tokens``: bool ``[N]``: the tubelet token ``(t h w)`` covers at least one pixel of a
   moving shape in at least one of its frames.
+
+:func:`render_batch` renders many clips at once, bit-identical to rendering them one by one; the
+DataLoader uses it through :meth:`SyntheticClips.__getitems__`.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -132,9 +137,7 @@ class SyntheticClips(Dataset):
         return self.num_clips
 
     def __getitem__(self, key: int | SampleKey) -> dict[str, torch.Tensor]:
-        index, _ = split_key(key)  # synthetic clips need no per-draw randomness
-        if not 0 <= index < self.num_clips:
-            raise IndexError(f"index {index} out of range for {self.num_clips} clips")
+        index = self._index(key)
         pixels, fg, facts = render_clip_facts(
             self.seed, index, self.num_frames, self.img_size, self.max_shapes
         )
@@ -143,6 +146,37 @@ class SyntheticClips(Dataset):
             "label": torch.tensor(clip_label(facts, self.label, self.img_size), dtype=torch.long),
             "fg_tokens": pixel_mask_to_tokens(fg, self.patch_size, self.tubelet_size),
         }
+
+    # The __getitem__ that __getitems__ reproduces; an override (subclass or patch) replaces it.
+    _batched_getitem = __getitem__
+
+    def __getitems__(self, keys: list[int | SampleKey]) -> list[dict[str, torch.Tensor]]:
+        """The items of several keys, rendered as one batch (the DataLoader calls this with each
+        batch's keys): the same values as ``[self[key] for key in keys]``."""
+        if type(self).__getitem__ is not SyntheticClips._batched_getitem:
+            # The batch would bypass the overriding __getitem__, so ask it item by item.
+            return [self[key] for key in keys]
+        indices = [self._index(key) for key in keys]
+        if not indices:
+            return []
+        videos, fg, facts = _render_clips(
+            self.seed, indices, self.num_frames, self.img_size, self.max_shapes, pixel_map=normalize
+        )
+        tokens = pixel_mask_to_tokens(fg, self.patch_size, self.tubelet_size)  # [B, N]
+        return [
+            {
+                "video": videos[i],
+                "label": torch.tensor(clip_label(facts[i], self.label, self.img_size), dtype=torch.long),
+                "fg_tokens": tokens[i],
+            }
+            for i in range(len(indices))
+        ]
+
+    def _index(self, key: int | SampleKey) -> int:
+        index, _ = split_key(key)  # synthetic clips need no per-draw randomness
+        if not 0 <= index < self.num_clips:
+            raise IndexError(f"index {index} out of range for {self.num_clips} clips")
+        return index
 
 
 def render_clip(
@@ -163,15 +197,183 @@ def _clip_generator(seed: int, index: int) -> torch.Generator:
 
 
 def _pixel_grid(size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    coords = torch.arange(size, dtype=torch.float32) + 0.5
+    coords = _pixel_centres(size)
     return torch.meshgrid(coords, coords, indexing="ij")  # [H, W] each
+
+
+def _pixel_centres(size: int) -> torch.Tensor:
+    """Pixel centre coordinates along one axis: float ``[size]``."""
+    return torch.arange(size, dtype=torch.float32) + 0.5
+
+
+# --- Random draws -------------------------------------------------------------------------------
+# A clip's uniform draws, taken from its generator in one fixed order (the order is what makes a
+# clip a function of (seed, index), so it must never change). Rendering consumes no randomness, so
+# one clip and a batch of clips render from the very same draws.
+
+
+@dataclass(frozen=True)
+class _BackgroundDraws:
+    """Uniform draws of a background: base ``[..., 3, 1, 1]``; per wave frequency
+    ``[..., 3, 2]``, phase ``[..., 3, 1]`` and amplitude ``[..., 3, 3, 1, 1]`` (wave dim before
+    the draw's own dims)."""
+
+    base: torch.Tensor
+    freq: torch.Tensor
+    phase: torch.Tensor
+    amp: torch.Tensor
+
+
+@dataclass(frozen=True)
+class _ShapeDraws:
+    """Uniform draws of one shape; ``kind`` indexes SHAPES and ``colour`` is ``[3]``."""
+
+    radius: float
+    speed: float
+    start: tuple[float, float]  # (y, x)
+    kind: int
+    colour: torch.Tensor
+    theta: float
+    freq: float
+
+
+@dataclass(frozen=True)
+class _ClipDraws:
+    background: _BackgroundDraws
+    direction: int
+    shapes: tuple[_ShapeDraws, ...]
+
+
+def _uniform(gen: torch.Generator) -> float:
+    return float(torch.rand(1, generator=gen))
+
+
+def _draw_background(gen: torch.Generator) -> _BackgroundDraws:
+    base = torch.rand(3, 1, 1, generator=gen)
+    waves = [
+        (torch.rand(2, generator=gen), torch.rand(1, generator=gen), torch.rand(3, 1, 1, generator=gen))
+        for _ in range(3)
+    ]
+    freq, phase, amp = (torch.stack(parts) for parts in zip(*waves))
+    return _BackgroundDraws(base, freq, phase, amp)
+
+
+def _draw_shape(gen: torch.Generator) -> _ShapeDraws:
+    radius, speed = _uniform(gen), _uniform(gen)
+    start = (_uniform(gen), _uniform(gen))
+    kind = int(torch.randint(len(SHAPES), (1,), generator=gen))
+    colour = torch.rand(3, generator=gen)
+    theta, freq = _uniform(gen), _uniform(gen)
+    return _ShapeDraws(radius, speed, start, kind, colour, theta, freq)
+
+
+def _draw_clip(gen: torch.Generator, max_shapes: int) -> _ClipDraws:
+    background = _draw_background(gen)
+    direction = int(torch.randint(NUM_DIRECTIONS, (1,), generator=gen))
+    num_shapes = int(torch.randint(1, max_shapes + 1, (1,), generator=gen))
+    shapes = tuple(_draw_shape(gen) for _ in range(num_shapes))
+    return _ClipDraws(background, direction, shapes)
+
+
+# --- From draws to geometry and appearance ------------------------------------------------------
+# Shared by the one-clip and the batch renderer, so both compute every value with the same
+# operations in the same order and dtype: elementwise float ops then give the same bits whatever
+# the tensor shapes.
+
+
+def _unit_velocity(direction: int) -> torch.Tensor:
+    """Unit motion vector ``(dy, dx)`` of a direction class: float ``[2]``."""
+    angle = direction * 2 * math.pi / NUM_DIRECTIONS
+    # Image rows grow downward, so "up" (label 2) is a negative y velocity.
+    return torch.tensor([-math.sin(angle), math.cos(angle)])
+
+
+def _radius_speed(shape: _ShapeDraws, frames: int, size: int) -> tuple[float, float]:
+    """Radius and speed (pixels, per frame); the speed is capped so the shape fits its path."""
+    radius = size * (0.09 + 0.07 * shape.radius)
+    span = max(frames - 1, 1)
+    max_speed = max((size - 2 * radius - 2) / span, 0.0)
+    speed = min(size / 64 * (0.8 + 1.2 * shape.speed), max_speed)
+    return radius, speed
+
+
+def _start_centre(
+    shape: _ShapeDraws, radius: float, velocity: Sequence[float], frames: int, size: int
+) -> tuple[float, float]:
+    """Centre ``(y, x)`` at frame 0, drawn among those that keep the shape in frame all clip long."""
+    span = max(frames - 1, 1)
+    centre = []
+    for axis in range(2):
+        travel = velocity[axis] * span
+        lo, hi = radius - min(0.0, travel), size - radius - max(0.0, travel)
+        centre.append(lo + (hi - lo) * shape.start[axis])
+    return centre[0], centre[1]
+
+
+def _inside_threshold(kind: int, radius: float) -> float:
+    """The bound :func:`_inside` compares against, computed in double precision like the radius."""
+    if SHAPES[kind] == "square":
+        return radius
+    if SHAPES[kind] == "disc":
+        return radius**2
+    return radius * 1.3
+
+
+def _half_width(kind: int, radius: float) -> float:
+    """Largest ``|dy|`` (and ``|dx|``) of a pixel inside the shape."""
+    return radius * 1.3 if SHAPES[kind] == "diamond" else radius
+
+
+def _inside(kind: int, dy: torch.Tensor, dx: torch.Tensor, threshold: float | torch.Tensor) -> torch.Tensor:
+    """Pixels covered by a shape, from offsets to its centre (any broadcastable shapes): bool."""
+    if SHAPES[kind] == "square":
+        return torch.maximum(dy.abs(), dx.abs()) <= threshold
+    if SHAPES[kind] == "disc":
+        return dy**2 + dx**2 <= threshold
+    return dy.abs() + dx.abs() <= threshold
+
+
+def _background(draws: _BackgroundDraws, yy: torch.Tensor, xx: torch.Tensor, size: int) -> torch.Tensor:
+    """Static smooth texture ``[..., 3, H, W]`` (not clamped): a base colour plus a few
+    low-frequency waves. ``yy``, ``xx``: pixel centres broadcastable to ``[H, W]``."""
+    lead = draws.base.shape[:-3]
+    base = 0.25 + 0.5 * draws.base
+    pattern = torch.zeros(*lead, 3, size, size)
+    for wave in range(draws.freq.shape[-2]):
+        freq = (1.0 + 3.0 * draws.freq[..., wave, :]) * 2 * math.pi / size  # [..., 2]
+        phase = 2 * math.pi * draws.phase[..., wave, :].unsqueeze(-1)  # [..., 1, 1]
+        amp = 0.06 + 0.08 * draws.amp[..., wave, :, :, :]  # [..., 3, 1, 1]
+        angle = freq[..., 0, None, None] * yy + freq[..., 1, None, None] * xx + phase  # [..., H, W]
+        pattern += amp * torch.sin(angle).unsqueeze(-3)
+    return base + pattern
+
+
+def _saturated(colour: torch.Tensor) -> torch.Tensor:
+    """Stretch colours ``[..., 3]`` to span [0, 1] (saturate)."""
+    low, high = colour.amin(-1, keepdim=True), colour.amax(-1, keepdim=True)
+    return (colour - low) / (high - low + 1e-6)
+
+
+def _stripe_angle_freq(shape: _ShapeDraws, size: int) -> tuple[float, float]:
+    """Stripe direction (radians) and spatial frequency (radians per pixel)."""
+    return math.pi * shape.theta, (6 + 6 * shape.freq) * 2 * math.pi / size
+
+
+def _stripes(x_term: torch.Tensor, y_term: torch.Tensor, freq: float | torch.Tensor) -> torch.Tensor:
+    """Stripe brightness in [0.4, 1] from the offsets to the shape's centre projected on the
+    stripe normal: ``x_term = dx * cos(theta)``, ``y_term = dy * sin(theta)``."""
+    return 0.7 + 0.3 * torch.sin(freq * (x_term + y_term))
+
+
+# --- One clip (the reference) -------------------------------------------------------------------
 
 
 def render_background(seed: int, index: int, num_frames: int, img_size: int) -> torch.Tensor:
     """The clip's static background alone, float ``[3, T, H, W]`` in [0, 1]: what copying the
     background from anywhere in the clip would predict (a reference level for reconstruction)."""
     yy, xx = _pixel_grid(img_size)
-    background = _background(_clip_generator(seed, index), yy, xx, img_size).clamp(0, 1)
+    draws = _draw_background(_clip_generator(seed, index))
+    background = _background(draws, yy, xx, img_size).clamp(0, 1)
     return background.unsqueeze(1).expand(3, num_frames, img_size, img_size).clone()
 
 
@@ -179,68 +381,241 @@ def render_clip_facts(
     seed: int, index: int, num_frames: int, img_size: int, max_shapes: int = 3
 ) -> tuple[torch.Tensor, torch.Tensor, ClipFacts]:
     """Render one clip: pixels ``[3, T, H, W]`` in [0, 1], fg bool ``[T, H, W]``, and its facts."""
-    gen = _clip_generator(seed, index)
+    draws = _draw_clip(_clip_generator(seed, index), max_shapes)
     size, frames = img_size, num_frames
     yy, xx = _pixel_grid(size)
 
-    video = _background(gen, yy, xx, size).unsqueeze(1).expand(3, frames, size, size).clone()
+    video = _background(draws.background, yy, xx, size).unsqueeze(1).expand(3, frames, size, size).clone()
     fg = torch.zeros(frames, size, size, dtype=torch.bool)
-
-    label = int(torch.randint(NUM_DIRECTIONS, (1,), generator=gen))
-    angle = label * 2 * math.pi / NUM_DIRECTIONS
-    # Image rows grow downward, so "up" (label 2) is a negative y velocity.
-    unit = torch.tensor([-math.sin(angle), math.cos(angle)])  # (dy, dx)
+    unit = _unit_velocity(draws.direction)
     t = torch.arange(frames, dtype=torch.float32).view(frames, 1, 1)
 
-    num_shapes = int(torch.randint(1, max_shapes + 1, (1,), generator=gen))
-    kinds, radii, speeds = [], [], []
-    for _ in range(num_shapes):  # at most a few shapes: not a loop over batch or tokens
-        radius = size * (0.09 + 0.07 * float(torch.rand(1, generator=gen)))
-        span = max(frames - 1, 1)
-        max_speed = max((size - 2 * radius - 2) / span, 0.0)
-        speed = min(size / 64 * (0.8 + 1.2 * float(torch.rand(1, generator=gen))), max_speed)
+    radii, speeds = [], []
+    for shape in draws.shapes:  # at most a few shapes: not a loop over batch or tokens
+        radius, speed = _radius_speed(shape, frames, size)
         vel = unit * speed
-        center0 = []
-        for axis in range(2):
-            travel = float(vel[axis]) * span
-            lo, hi = radius - min(0.0, travel), size - radius - max(0.0, travel)
-            center0.append(lo + (hi - lo) * float(torch.rand(1, generator=gen)))
-        dy = yy - (center0[0] + vel[0] * t)  # [T, H, W]
-        dx = xx - (center0[1] + vel[1] * t)
-        kind_index = int(torch.randint(len(SHAPES), (1,), generator=gen))
-        kind = SHAPES[kind_index]
-        kinds.append(kind_index), radii.append(radius), speeds.append(speed)
-        if kind == "square":
-            inside = torch.maximum(dy.abs(), dx.abs()) <= radius
-        elif kind == "disc":
-            inside = dy**2 + dx**2 <= radius**2
-        else:
-            inside = dy.abs() + dx.abs() <= radius * 1.3
-        video = torch.where(inside.unsqueeze(0), _shape_texture(gen, dy, dx, size), video)
+        centre = _start_centre(shape, radius, vel.tolist(), frames, size)
+        dy = yy - (centre[0] + vel[0] * t)  # [T, H, W]
+        dx = xx - (centre[1] + vel[1] * t)
+        inside = _inside(shape.kind, dy, dx, _inside_threshold(shape.kind, radius))
+        video = torch.where(inside.unsqueeze(0), _shape_texture(shape, dy, dx, size), video)
         fg |= inside
-    return video.clamp(0, 1), fg, ClipFacts(label, tuple(kinds), tuple(radii), tuple(speeds))
+        radii.append(radius), speeds.append(speed)
+    kinds = tuple(shape.kind for shape in draws.shapes)
+    return video.clamp(0, 1), fg, ClipFacts(draws.direction, kinds, tuple(radii), tuple(speeds))
 
 
-def _background(gen: torch.Generator, yy: torch.Tensor, xx: torch.Tensor, size: int) -> torch.Tensor:
-    """Static smooth texture ``[3, H, W]`` in [0, 1]: a base colour plus a few low-frequency waves."""
-    base = 0.25 + 0.5 * torch.rand(3, 1, 1, generator=gen)
-    pattern = torch.zeros(3, size, size)
-    for _ in range(3):
-        freq = (1.0 + 3.0 * torch.rand(2, generator=gen)) * 2 * math.pi / size
-        phase = 2 * math.pi * torch.rand(1, generator=gen)
-        amp = 0.06 + 0.08 * torch.rand(3, 1, 1, generator=gen)
-        pattern += amp * torch.sin(freq[0] * yy + freq[1] * xx + phase)
-    return base + pattern
-
-
-def _shape_texture(gen: torch.Generator, dy: torch.Tensor, dx: torch.Tensor, size: int) -> torch.Tensor:
+def _shape_texture(shape: _ShapeDraws, dy: torch.Tensor, dx: torch.Tensor, size: int) -> torch.Tensor:
     """Saturated colour with stripes that move with the shape: ``[3, T, H, W]``."""
-    colour = torch.rand(3, generator=gen)
-    colour = (colour - colour.min()) / (colour.max() - colour.min() + 1e-6)  # saturate
-    theta = math.pi * float(torch.rand(1, generator=gen))
-    freq = (6 + 6 * float(torch.rand(1, generator=gen))) * 2 * math.pi / size
-    stripes = 0.7 + 0.3 * torch.sin(freq * (dx * math.cos(theta) + dy * math.sin(theta)))
-    return colour.view(3, 1, 1, 1) * stripes.unsqueeze(0)
+    theta, freq = _stripe_angle_freq(shape, size)
+    stripes = _stripes(dx * math.cos(theta), dy * math.sin(theta), freq)
+    return _saturated(shape.colour).view(3, 1, 1, 1) * stripes.unsqueeze(0)
+
+
+# --- A batch of clips ---------------------------------------------------------------------------
+# The same pixels as render_clip_facts, clip by clip, from a few batched ops instead of dozens of
+# small ones per clip. Besides batching, the work shrinks to where the shapes are: each shape is
+# tested only within a small window around it, its stripes are computed only at the pixels it
+# covers, and those pixels are pasted over the background slot by slot in drawing order, so that,
+# as in the per-clip compositing, a later shape covers an earlier one.
+
+PixelMap = Callable[[torch.Tensor, int], torch.Tensor]  # (pixels, channel_dim) -> pixels
+
+
+@dataclass(frozen=True)
+class _BatchShapes:
+    """All P shapes of a batch, ordered by slot (drawing order within the clip), then by clip, so
+    that each slot's shapes are consecutive.
+
+    kinds: P indices into SHAPES; clip, slot: long ``[P]``; threshold, half_width, freq: float
+    ``[P]`` (see :func:`_inside_threshold`, :func:`_half_width`, :func:`_stripe_angle_freq`); colour:
+    float ``[P, 3]``, saturated; centre: float ``[P, 2, T]``, ``(y, x)`` per frame; dy, dx: float
+    ``[P, T, S]``, pixel centre minus shape centre along y for each row and along x for each
+    column; y_term, x_term: float ``[P, T, S]``, ``dy * sin(theta)`` and ``dx * cos(theta)``.
+    """
+
+    kinds: list[int]
+    clip: torch.Tensor
+    slot: torch.Tensor
+    threshold: torch.Tensor
+    half_width: torch.Tensor
+    freq: torch.Tensor
+    colour: torch.Tensor
+    centre: torch.Tensor
+    dy: torch.Tensor
+    dx: torch.Tensor
+    y_term: torch.Tensor
+    x_term: torch.Tensor
+
+
+@dataclass(frozen=True)
+class _Covered:
+    """The E (shape, pixel) pairs where a shape covers a pixel, ordered by shape: ``[E]`` each.
+    shape: long, index into the batch's shapes; pixel: long, flat index into ``[B, T, H, W]``;
+    y_term, x_term: float, the shape's stripe inputs there."""
+
+    shape: torch.Tensor
+    pixel: torch.Tensor
+    y_term: torch.Tensor
+    x_term: torch.Tensor
+
+
+def render_batch(
+    seed: int, indices: Sequence[int], num_frames: int, img_size: int, max_shapes: int = 3
+) -> tuple[torch.Tensor, torch.Tensor, list[ClipFacts]]:
+    """Render several clips at once, bit-identical to :func:`render_clip_facts` clip by clip.
+
+    Returns:
+        pixels: float ``[B, 3, T, H, W]`` in [0, 1]; fg: bool ``[B, T, H, W]``; the clips' facts.
+    """
+    return _render_clips(seed, indices, num_frames, img_size, max_shapes)
+
+
+def _render_clips(
+    seed: int, indices: Sequence[int], frames: int, size: int, max_shapes: int, pixel_map: PixelMap | None = None
+) -> tuple[torch.Tensor, torch.Tensor, list[ClipFacts]]:
+    """:func:`render_batch`, with ``pixel_map`` (e.g. normalize) applied to every final pixel.
+
+    ``pixel_map(values, channel_dim)`` must act on each value alone, given its channel: it maps
+    the backgrounds ``[B, 3, H, W]`` and the shapes' colours ``[E, 3]`` before they are composed.
+    """
+    draws = [_draw_clip(_clip_generator(seed, int(index)), max_shapes) for index in indices]
+    facts = [_clip_facts(draw, frames, size) for draw in draws]
+    if not draws:
+        return torch.zeros(0, 3, frames, size, size), torch.zeros(0, frames, size, size, dtype=torch.bool), facts
+    shapes = _layout_shapes(draws, frames, size)
+    covered = _covered_pixels(shapes, frames, size)
+    colours = _shape_colours(shapes, covered).clamp(0, 1)  # [E, 3]
+    centres = _pixel_centres(size)
+    background = _background(_stack_backgrounds(draws), centres.view(size, 1), centres, size).clamp(0, 1)
+    if pixel_map is not None:  # on clamped values, as when mapping the finished clips
+        background, colours = pixel_map(background, 1), pixel_map(colours, 1)
+    pixels = background.unsqueeze(2).expand(-1, -1, frames, -1, -1).contiguous()  # [B, 3, T, H, W]
+    _paste(pixels, shapes, covered, colours)
+    fg = torch.zeros(len(draws), frames, size, size, dtype=torch.bool)
+    fg.view(-1).index_fill_(0, covered.pixel, True)
+    return pixels, fg, facts
+
+
+def _clip_facts(draws: _ClipDraws, frames: int, size: int) -> ClipFacts:
+    """What a clip shows, as :func:`render_clip_facts` reports it."""
+    radius_speed = [_radius_speed(shape, frames, size) for shape in draws.shapes]
+    return ClipFacts(
+        direction=draws.direction,
+        kinds=tuple(shape.kind for shape in draws.shapes),
+        radii=tuple(radius for radius, _ in radius_speed),
+        speeds=tuple(speed for _, speed in radius_speed),
+    )
+
+
+def _stack_backgrounds(draws: Sequence[_ClipDraws]) -> _BackgroundDraws:
+    """The clips' background draws with a leading batch dim ``B``."""
+    backgrounds = [draw.background for draw in draws]
+    return _BackgroundDraws(
+        base=torch.stack([b.base for b in backgrounds]),
+        freq=torch.stack([b.freq for b in backgrounds]),
+        phase=torch.stack([b.phase for b in backgrounds]),
+        amp=torch.stack([b.amp for b in backgrounds]),
+    )
+
+
+def _layout_shapes(draws: Sequence[_ClipDraws], frames: int, size: int) -> _BatchShapes:
+    """Geometry and appearance of every shape of the batch (see :class:`_BatchShapes`)."""
+    slots = max(len(draw.shapes) for draw in draws)
+    order = [(clip, slot) for slot in range(slots) for clip, draw in enumerate(draws) if slot < len(draw.shapes)]
+    shapes = [draws[clip].shapes[slot] for clip, slot in order]
+    radius_speed = [_radius_speed(shape, frames, size) for shape in shapes]
+    units = torch.stack([_unit_velocity(draws[clip].direction) for clip, _ in order])  # [P, 2]
+    speeds = torch.tensor([speed for _, speed in radius_speed], dtype=torch.float32)
+    velocity = units * speeds.unsqueeze(1)  # unit * speed as in the per-clip renderer: [P, 2]
+    start = torch.tensor(
+        [
+            _start_centre(shape, radius, vel, frames, size)
+            for shape, (radius, _), vel in zip(shapes, radius_speed, velocity.tolist())
+        ],
+        dtype=torch.float32,
+    )  # [P, 2]
+    centre = start.unsqueeze(2) + velocity.unsqueeze(2) * torch.arange(frames, dtype=torch.float32)  # [P, 2, T]
+    offsets = _pixel_centres(size) - centre.unsqueeze(3)  # [P, 2, T, S]
+    dy, dx = offsets[:, 0], offsets[:, 1]
+    theta, freq = zip(*(_stripe_angle_freq(shape, size) for shape in shapes))
+    cos = torch.tensor([math.cos(angle) for angle in theta], dtype=torch.float32).view(-1, 1, 1)
+    sin = torch.tensor([math.sin(angle) for angle in theta], dtype=torch.float32).view(-1, 1, 1)
+    radii = [radius for radius, _ in radius_speed]
+    return _BatchShapes(
+        kinds=[shape.kind for shape in shapes],
+        clip=torch.tensor([clip for clip, _ in order]),
+        slot=torch.tensor([slot for _, slot in order]),
+        threshold=torch.tensor(
+            [_inside_threshold(shape.kind, radius) for shape, radius in zip(shapes, radii)], dtype=torch.float32
+        ),
+        half_width=torch.tensor([_half_width(shape.kind, radius) for shape, radius in zip(shapes, radii)]),
+        freq=torch.tensor(freq, dtype=torch.float32),
+        colour=_saturated(torch.stack([shape.colour for shape in shapes])),
+        centre=centre,
+        dy=dy,
+        dx=dx,
+        y_term=dy * sin,
+        x_term=dx * cos,
+    )
+
+
+def _windows(shapes: _BatchShapes, size: int) -> tuple[int, torch.Tensor]:
+    """Square windows that hold each shape in each frame: their side W and their top-left
+    corners ``(y, x)``, long ``[P, 2, T]``."""
+    # One pixel of slack on each side: the float32 offsets and thresholds differ from the exact
+    # geometry by far less than a pixel, so no covered pixel falls outside its window.
+    reach = shapes.half_width + 1.0  # [P]
+    side = min(size, math.ceil(2 * float(reach.max())) + 2)
+    corner = torch.floor(shapes.centre - 0.5 - reach.view(-1, 1, 1)).long().clamp(0, size - side)
+    return side, corner
+
+
+def _covered_pixels(shapes: _BatchShapes, frames: int, size: int) -> _Covered:
+    """Where each shape covers a pixel, tested within its windows."""
+    side, corner = _windows(shapes, size)
+    within = corner.unsqueeze(3) + torch.arange(side)  # pixel rows and columns of the windows: [P, 2, T, W]
+    dy, dx = shapes.dy.gather(2, within[:, 0]), shapes.dx.gather(2, within[:, 1])  # [P, T, W]
+    inside = torch.empty(len(shapes.kinds), frames, side, side, dtype=torch.bool)
+    for kind in sorted(set(shapes.kinds)):  # one batched coverage test per shape kind
+        members = torch.tensor([p for p, k in enumerate(shapes.kinds) if k == kind])
+        threshold = shapes.threshold[members].view(-1, 1, 1, 1)
+        inside[members] = _inside(kind, dy[members].unsqueeze(3), dx[members].unsqueeze(2), threshold)  # [n, T, W, W]
+    shape, t, i, j = inside.nonzero().unbind(1)  # ordered by shape
+    window = shape * frames + t  # index of the (shape, frame) window
+    window_row = window * side  # its first entry in the [P * T * W] tables below
+    # Flat index of the window's top-left pixel in [B, T, H, W], per (shape, frame): [P * T]
+    origin = ((shapes.clip.unsqueeze(1) * frames + torch.arange(frames)) * size + corner[:, 0]) * size + corner[:, 1]
+    # Gathers from flat tables with index_select: much faster than multi-dim advanced indexing.
+    y_term = shapes.y_term.gather(2, within[:, 0]).view(-1)  # [P * T * W]
+    x_term = shapes.x_term.gather(2, within[:, 1]).view(-1)
+    return _Covered(
+        shape=shape,
+        pixel=origin.view(-1).index_select(0, window) + i * size + j,
+        y_term=y_term.index_select(0, window_row + i),
+        x_term=x_term.index_select(0, window_row + j),
+    )
+
+
+def _shape_colours(shapes: _BatchShapes, covered: _Covered) -> torch.Tensor:
+    """Colour of each shape at each pixel it covers: float ``[E, 3]``."""
+    stripes = _stripes(covered.x_term, covered.y_term, shapes.freq.index_select(0, covered.shape))  # [E]
+    return shapes.colour.index_select(0, covered.shape) * stripes.unsqueeze(1)
+
+
+def _paste(pixels: torch.Tensor, shapes: _BatchShapes, covered: _Covered, colours: torch.Tensor) -> None:
+    """Write each shape's ``colours [E, 3]`` over ``pixels [B, 3, T, H, W]``, in place."""
+    per_clip = pixels[0, 0].numel()  # T * H * W
+    # Index b * THW + q into [B, T, H, W] is (3b + c) * THW + q = index + (2b + c) * THW here.
+    clip = shapes.clip.index_select(0, covered.shape)
+    index = (covered.pixel + 2 * per_clip * clip).unsqueeze(1) + per_clip * torch.arange(3)  # [E, 3]
+    # One scatter per slot, in drawing order: a later shape overwrites an earlier one, and within
+    # a slot no two shapes share a clip, so no pixel is written twice in one scatter.
+    slot_starts = torch.searchsorted(shapes.slot, torch.arange(int(shapes.slot.max()) + 2))  # shape ranges
+    bounds = torch.searchsorted(covered.shape, slot_starts).tolist()  # their (shape, pixel) ranges
+    flat = pixels.view(-1)
+    for lo, hi in itertools.pairwise(bounds):
+        flat.scatter_(0, index[lo:hi].reshape(-1), colours[lo:hi].reshape(-1))
 
 
 # Validation clips come from a different family than training clips.
