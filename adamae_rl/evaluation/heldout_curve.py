@@ -1,12 +1,14 @@
 """Held-out reconstruction curve of a short MAE run on synthetic clips, next to its reference levels.
 
-    python -m adamae_rl.evaluation.heldout_curve --pos-embed sincos_3d --mask-ratio 0.9 --steps 400
+    python -m adamae_rl.evaluation.heldout_curve --attn-bias distance --lr 3e-3 --steps 600
 
 Trains the ``tiny`` MAE with random masking and raw-pixel targets (AdamW betas 0.9/0.95, weight
 decay 0.05, linear warm-up then cosine decay), and scores it every ``--eval-every`` steps on the
-same held-out clips with the same masks. Before training it prints the two reference levels on
-those clips and masks (``adamae_rl.evaluation.references``): the clip's mean colour and its static
-background. A loss at the mean-colour level means the MAE has learned colour only.
+same held-out clips with the same masks. Before training it prints the reference levels on
+those clips and masks (``adamae_rl.evaluation.references``): the clip's mean colour, copying from
+the same place in another slice, and its static background. A loss at the mean-colour level means
+the MAE has learned colour only. The model is built with VideoMAE's layout unless ``--pos-embed``
+or ``--attn-bias`` say otherwise (the training app's ``tiny`` config uses ``--attn-bias distance``).
 """
 
 from __future__ import annotations
