@@ -183,7 +183,8 @@ def geometry_mismatches(known: dict[str, Any], cfg: MAEConfig) -> list[str]:
     """``"field: weights A, config B"`` for every known geometry field that differs."""
     out = []
     # The position-table kind and the attention bias are recorded by this toolkit's own files only;
-    # official ones use sincos_1d and no bias.
+    # official and Hugging Face weights are VideoMAE's: sincos_1d, no bias.
+    known = {"pos_embed": "sincos_1d", "attn_bias": "none", **known}
     for key in (*GEOMETRY_FIELDS, "pos_embed", "attn_bias"):
         if key not in known:
             continue

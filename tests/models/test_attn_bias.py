@@ -99,3 +99,8 @@ def test_weights_keep_their_attention_bias(tmp_path) -> None:
         init_from(_small(), path)
     with pytest.raises(WeightsError, match=r"model.attn_bias=distance; Hugging Face VideoMAE has no attention bias"):
         write_weights(export_weights(biased), tmp_path / "hf", "hf")
+    # Hugging Face (and official) weights record no setting: they are VideoMAE's, without the bias.
+    hf = write_weights(export_weights(_small()), tmp_path / "hf_plain", "hf")
+    init_from(_small(), hf)
+    with pytest.raises(WeightsError, match=r"attn_bias: weights none, config distance"):
+        init_from(_small(attn_bias="distance"), hf)
