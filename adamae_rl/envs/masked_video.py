@@ -26,6 +26,7 @@ def reconstruction_step(
     mask: torch.Tensor,
     forward: torch.nn.Module | None = None,
     decode: torch.Tensor | None = None,
+    patches: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Run the MAE on one masked batch.
 
@@ -34,18 +35,19 @@ def reconstruction_step(
         forward: runs the MAE's forward instead of ``model`` (e.g. its DDP wrapper).
         decode: bool ``[B, N]``, True = reconstructed (a subset of ``mask``, equal count per
             row; decoder masking); None reconstructs every masked token.
+        patches: ``model.patchify(video)`` ``[B, N, P]`` when the caller has it already.
     Returns:
         reward ``[B, N, 1]``: detached per-token squared error where reconstructed, 0 elsewhere;
         loss_recon ``[B]``: each clip's mean error over its reconstructed tokens, with gradient.
     """
     num_masked = check_mask(mask, video.shape[0], model.cfg.num_tokens)
     if decode is None:
-        errors = model.token_errors(video, mask, forward).float()  # [B, N]
+        errors = model.token_errors(video, mask, forward, patches=patches).float()  # [B, N]
         return errors.detach().unsqueeze(-1), errors.sum(dim=1) / num_masked
     num_decoded = int(decode[0].sum())
     if bool((decode & ~mask).any()) or bool((decode.sum(dim=1) != num_decoded).any()) or num_decoded < 1:
         raise ValueError("decode must be a non-empty subset of mask with the same count in every row")
-    errors = model.token_errors(video, mask, forward, decode).float()
+    errors = model.token_errors(video, mask, forward, decode, patches).float()
     return errors.detach().unsqueeze(-1), errors.sum(dim=1) / num_decoded
 
 
@@ -128,6 +130,9 @@ class MaskedVideoEnv(EnvBase):
             decoder_mask if isinstance(decoder_mask, DecoderMask) else make_decoder_mask(decoder_mask, model.cfg.grid, self.num_masked)
         )
         self._pending = self._next_batch()  # peek once to learn the extra keys; served first
+        # (video, patches) of the last observation: a step on that same video tensor reuses the
+        # patches instead of cutting the clip again (its own copy, whatever a policy did to the td).
+        self._observed: tuple[torch.Tensor, torch.Tensor] | None = None
         self._make_specs(self._pending)
 
     # --- geometry that policies need --------------------------------------------------------------
@@ -192,8 +197,10 @@ class MaskedVideoEnv(EnvBase):
         batch = self._pending if self._pending is not None else self._next_batch()
         self._pending = None
         out = {k: v for k, v in batch.items() if k not in OWN_KEYS}
+        seen = observation(self.model, batch["video"], self.token_grad)
+        self._observed = (seen["video"], seen["patches"])
         out.update(
-            **observation(self.model, batch["video"], self.token_grad),
+            **seen,
             loss_recon=torch.zeros(self.batch_size, device=self.device),
             reward_mask=torch.zeros((*self.batch_size, self.num_tokens), dtype=torch.bool, device=self.device),
             done=torch.zeros((*self.batch_size, 1), dtype=torch.bool, device=self.device),
@@ -215,8 +222,10 @@ class MaskedVideoEnv(EnvBase):
             else nullcontext()
         )
         decode = None if self.decoder_mask is None else self.decoder_mask.select(mask)
+        patches = self._observed[1] if self._observed is not None and self._observed[0] is video else None
+        self._observed = None  # one step per observation: do not keep the clip alive
         with autocast:
-            reward, loss_recon = reconstruction_step(self.model, video, mask, self.forward_module, decode)
+            reward, loss_recon = reconstruction_step(self.model, video, mask, self.forward_module, decode, patches)
         # A one-step episode: the next observation is the terminal copy of the current one.
         nxt = tensordict.select(*self.observation_spec.keys(), strict=False).exclude("loss_recon", "reward_mask")
         nxt.set("reward", reward)

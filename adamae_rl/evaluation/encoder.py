@@ -80,7 +80,7 @@ class VideoClassifier(nn.Module):
         self.norm = copy.deepcopy(mae.norm)
         # model.attn_bias=distance: the bias over all N tokens is fixed, so it is computed once here.
         bias = mae.attention_bias("encoder", None)
-        self.register_buffer("attn_bias", bias, persistent=False)
+        self.register_buffer("attn_bias", None if bias is None else bias.clone(), persistent=False)
         dim = mae.cfg.embed_dim
         self.fc_norm = nn.LayerNorm(dim, eps=1e-6)
         self.head = nn.Linear(dim, num_classes)

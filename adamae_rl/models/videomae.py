@@ -118,8 +118,10 @@ def chunked_attention(
     """Softmax attention over groups of (batch, head) pairs whose ``[L, L]`` scores fit ``chunk_bytes``.
 
     q, k, v ``[B, H, L, d]`` -> ``[B, H, L, d]``, in the inputs' dtype (the softmax accumulates in
-    fp32 inside the kernel). Each group's scores are produced, normalized and consumed while they
-    are still in cache; autograd keeps one group's probabilities per group for the backward.
+    fp32 inside the kernel). ``bias``: None or ``[B or 1, H or 1, L, L]``; a bias shared by the
+    batch or the heads is added by broadcasting, never copied out to ``[B, H, L, L]``. Each group's
+    scores are produced, normalized and consumed while they are still in cache; autograd keeps one
+    group's probabilities per group for the backward.
     """
     batch, heads, length, dim = q.shape
     per_chunk = max(1, chunk_bytes // (length * length * q.element_size()))
@@ -127,15 +129,28 @@ def chunked_attention(
     k = k.reshape(batch * heads, length, dim)
     v = v.reshape(batch * heads, length, dim)
     if bias is not None:
-        bias = bias.to(q.dtype).expand(batch, heads, length, length).reshape(batch * heads, length, length)
+        bias = bias.to(q.dtype)
+        bias = bias.view((1,) * (4 - bias.dim()) + tuple(bias.shape))  # [B or 1, H or 1, L, L]
     with torch.autocast(q.device.type, enabled=False):  # inputs are already in the compute dtype
         out = []
-        for i in range(0, batch * heads, per_chunk):
-            scores = q[i : i + per_chunk] @ k[i : i + per_chunk].transpose(1, 2)
+        for (b0, b1), (h0, h1) in _attention_groups(batch, heads, per_chunk):
+            rows = slice(b0 * heads + h0, (b1 - 1) * heads + h1)  # whole batches, or heads of one
+            scores = q[rows] @ k[rows].transpose(1, 2)  # [n, L, L]
             if bias is not None:
-                scores = scores + bias[i : i + per_chunk]
-            out.append(torch.softmax(scores, dim=-1) @ v[i : i + per_chunk])
+                part = bias[b0:b1] if bias.shape[0] > 1 else bias
+                part = part[:, h0:h1] if part.shape[1] > 1 else part
+                scores = (scores.view(b1 - b0, h1 - h0, length, length) + part).view(-1, length, length)
+            out.append(torch.softmax(scores, dim=-1) @ v[rows])
     return torch.cat(out).reshape(batch, heads, length, dim)
+
+
+def _attention_groups(batch: int, heads: int, per_chunk: int) -> list[tuple[tuple[int, int], tuple[int, int]]]:
+    """(batch range, head range) per chunk of at most ``per_chunk`` (batch, head) pairs: whole
+    batches when all heads fit, else runs of heads within one batch; in row-major order."""
+    if per_chunk >= heads:
+        step = per_chunk // heads
+        return [((b, min(b + step, batch)), (0, heads)) for b in range(0, batch, step)]
+    return [((b, b + 1), (h, min(h + per_chunk, heads))) for b in range(batch) for h in range(0, heads, per_chunk)]
 
 
 def separable_sinusoid_table(grid: tuple[int, int, int], dim: int) -> torch.Tensor:
@@ -293,6 +308,13 @@ def _compiled_or_eager(eager, failure: dict[str, str]):
     return forward
 
 
+def _compute_dtype(device: torch.device) -> torch.dtype:
+    """The dtype matmuls run in on ``device`` here: autocast's when it is on, else fp32."""
+    if torch.is_autocast_enabled(device.type):
+        return torch.get_autocast_dtype(device.type)
+    return torch.float32
+
+
 def gather_tokens(x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
     """Select the same number of tokens from every row, in ascending token order.
 
@@ -354,6 +376,8 @@ class VideoMAE(nn.Module):
             self.register_buffer("token_coords", grid_coordinates(cfg.grid), persistent=False)
             self.register_buffer("encoder_slopes", head_slopes(cfg.num_heads), persistent=False)
             self.register_buffer("decoder_slopes", head_slopes(cfg.decoder_num_heads), persistent=False)
+        # Biases over all N tokens (fixed): (part, device, dtype) -> [1, H, N, N]; not module state.
+        self._bias_cache: dict[tuple[str, torch.device, torch.dtype], torch.Tensor] = {}
         self._init_weights()
 
     def _add_position_table(self, name: str, dim: int) -> None:
@@ -404,13 +428,18 @@ class VideoMAE(nn.Module):
         x = x.permute(0, 1, 3, 5, 2, 4, 6)  # [B, T/t, H/p, W/p, t, p, p*c]
         return x.reshape(batch, -1, t * p * p * chans)
 
-    def targets(self, video: torch.Tensor) -> torch.Tensor:
+    def targets(self, video: torch.Tensor, patches: torch.Tensor | None = None) -> torch.Tensor:
         """Reconstruction targets ``[B, N, P]`` from a normalized clip.
 
         Per-patch normalized pixels (each channel's mean/variance over the patch's pixels, as
         VideoMAE's ``normlize_target``), or raw pixels in [0, 1] when ``norm_target`` is off.
+        ``patches``: ``self.patchify(video)`` when the caller has it already (the same values).
         """
-        pixels = self.patchify(denormalize(video.float()))
+        if patches is None:
+            pixels = self.patchify(denormalize(video.float()))
+        else:  # the same per-channel arithmetic on the (t p p c) layout: bit-identical
+            channels = self.cfg.in_chans
+            pixels = denormalize(patches.float().unflatten(-1, (-1, channels)), channel_dim=-1).flatten(-2)
         return normalize_patches(pixels, self.cfg.in_chans) if self.cfg.norm_target else pixels
 
     # --- encoder / decoder ------------------------------------------------------------------------
@@ -422,20 +451,40 @@ class VideoMAE(nn.Module):
             keeps: the sequence's parts in order, each bool ``[B, N]`` (its tokens in ascending
                 order, the same count per row) or None for all N tokens.
         Returns:
-            ``[B, H, L, L]`` (``[1, H, N, N]`` when the sequence is every token).
+            ``[B, H, L, L]`` (``[1, H, N, N]`` when the sequence is every token in token order:
+            cached, do not modify it), in the autocast dtype under autocast, else fp32.
         """
         if self.cfg.attn_bias == "none":
             return None
+        dtype = _compute_dtype(self.token_coords.device)
+        if len(keeps) == 1 and keeps[0] is None:
+            return self._all_token_bias(part, dtype)
         coords = self.token_coords.unsqueeze(0)  # [1, N, 3]
         parts = [coords if keep is None else gather_tokens(coords.expand(keep.shape[0], -1, -1), keep) for keep in keeps]
         batch = max(p.shape[0] for p in parts)
-        slopes = self.encoder_slopes if part == "encoder" else self.decoder_slopes
-        return distance_bias(torch.cat([p.expand(batch, -1, -1) for p in parts], dim=1), slopes)
+        return distance_bias(torch.cat([p.expand(batch, -1, -1) for p in parts], dim=1), self._slopes(part)).to(dtype)
 
-    def forward_encoder(self, video: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    def _slopes(self, part: str) -> torch.Tensor:
+        return self.encoder_slopes if part == "encoder" else self.decoder_slopes
+
+    def _all_token_bias(self, part: str, dtype: torch.dtype) -> torch.Tensor:
+        """``[1, H, N, N]`` bias over every token in token order, built once per part, device and dtype."""
+        key = (part, self.token_coords.device, dtype)
+        cached = self._bias_cache.get(key)
+        if cached is None:
+            # A plain tensor even when first asked for under inference mode: training reuses it.
+            with torch.inference_mode(False), torch.no_grad(), torch.autocast(self.token_coords.device.type, enabled=False):
+                cached = distance_bias(self.token_coords.unsqueeze(0), self._slopes(part)).to(dtype)
+            self._bias_cache[key] = cached
+        return cached
+
+    def forward_encoder(
+        self, video: torch.Tensor, mask: torch.Tensor | None = None, patches: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Encode visible tokens only: ``[B, C, T, H, W]``, mask ``[B, N]`` -> ``[B, N_v, D]``.
 
         ``mask=None`` encodes every token (``[B, N, D]``), as fine-tuning and probing do.
+        ``patches``: ``self.patchify(video)`` ``[B, N, P]`` when the caller has it already.
         """
         if mask is None:
             x = self.embed(video) + self.pos_embed.to(video.dtype)
@@ -444,7 +493,8 @@ class VideoMAE(nn.Module):
             check_mask(mask, video.shape[0], self.cfg.num_tokens)
             visible = ~mask
             pos = self.pos_embed.to(video.dtype).expand(video.shape[0], -1, -1)
-            x = self.embed_patches(gather_tokens(self.patchify(video), visible)) + gather_tokens(pos, visible)
+            patches = self.patchify(video) if patches is None else patches
+            x = self.embed_patches(gather_tokens(patches, visible)) + gather_tokens(pos, visible)
         bias = self.attention_bias("encoder", None if mask is None else ~mask)
         for block in self.blocks:
             x = block(x, bias)
@@ -458,37 +508,61 @@ class VideoMAE(nn.Module):
         tokens plus mask tokens at these positions only). None reconstructs every masked token
         (``N_d = N_m``). Predictions follow ascending token order (``target[decode]``).
         """
-        decode = mask if decode is None else decode
         x_vis = self.encoder_to_decoder(latent)
         batch, num_vis, dim = x_vis.shape
         pos = self.decoder_pos_embed.to(x_vis.dtype).expand(batch, -1, -1)
+        mask_token = self.mask_token.to(x_vis.dtype)
+        if decode is None and self.cfg.attn_bias != "none":
+            # Every token is in the sequence: keep token order, so that the distance bias is one
+            # cached [1, H, N, N] table shared by the batch rather than a [B, H, N, N] one built per
+            # step (attention is permutation-equivariant: the same result up to round-off).
+            visible = ~mask
+            x = (mask_token + pos).masked_scatter(visible.unsqueeze(-1), x_vis + gather_tokens(pos, visible))
+            bias = self.attention_bias("decoder", None)
+            for block in self.decoder_blocks:
+                x = block(x, bias)
+            return self.head(self.decoder_norm(gather_tokens(x, mask)))
+        decode = mask if decode is None else decode
         pos_vis = gather_tokens(pos, ~mask)
         pos_decoded = gather_tokens(pos, decode)
-        x = torch.cat([x_vis + pos_vis, self.mask_token.to(x_vis.dtype) + pos_decoded], dim=1)
+        x = torch.cat([x_vis + pos_vis, mask_token + pos_decoded], dim=1)
         bias = self.attention_bias("decoder", ~mask, decode)
         for block in self.decoder_blocks:
             x = block(x, bias)
         # Only the reconstructed tokens go through the final norm and head: visible ones are not scored.
         return self.head(self.decoder_norm(x[:, num_vis:]))
 
-    def forward(self, video: torch.Tensor, mask: torch.Tensor, decode: torch.Tensor | None = None) -> torch.Tensor:
-        """video ``[B, C, T, H, W]``, mask ``[B, N]`` (, decode ``[B, N]``) -> predictions ``[B, N_d, P]``."""
-        return self.forward_decoder(self.forward_encoder(video, mask), mask, decode)
+    def forward(
+        self, video: torch.Tensor, mask: torch.Tensor, decode: torch.Tensor | None = None, patches: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """video ``[B, C, T, H, W]``, mask ``[B, N]`` (, decode ``[B, N]``) -> predictions ``[B, N_d, P]``.
+
+        ``patches``: ``self.patchify(video)`` ``[B, N, P]`` when the caller has it already.
+        """
+        return self.forward_decoder(self.forward_encoder(video, mask, patches), mask, decode)
 
     def token_errors(
-        self, video: torch.Tensor, mask: torch.Tensor, forward: nn.Module | None = None, decode: torch.Tensor | None = None
+        self,
+        video: torch.Tensor,
+        mask: torch.Tensor,
+        forward: nn.Module | None = None,
+        decode: torch.Tensor | None = None,
+        patches: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Per-token mean squared error ``[B, N]``: the reconstructed tokens' error, 0 elsewhere.
 
         ``decode`` (bool ``[B, N]``, a subset of ``mask``) picks the tokens the decoder
         reconstructs; None means every masked token. Carries gradient into the model; callers
         detach it for rewards. ``forward`` runs the prediction instead of ``self`` (a
-        DistributedDataParallel wrapper of this model).
+        DistributedDataParallel wrapper of this model). ``patches``: ``self.patchify(video)``
+        ``[B, N, P]`` when the caller has it already (the env does): the clip is then cut into
+        patches once per step instead of three times.
         """
         run = forward or self
-        pred = run(video, mask) if decode is None else run(video, mask, decode)
+        args = (video, mask) if decode is None else (video, mask, decode)
+        pred = run(*args) if patches is None else run(*args, patches=patches)
         decode = mask if decode is None else decode
-        target = gather_tokens(self.targets(video), decode)
+        target = gather_tokens(self.targets(video, patches), decode)
         err_decoded = (pred.float() - target).pow(2).mean(dim=-1)  # [B, N_d]
         errors = torch.zeros(mask.shape, dtype=err_decoded.dtype, device=err_decoded.device)
         return errors.masked_scatter(decode, err_decoded)
