@@ -42,8 +42,8 @@ from hydra.errors import HydraException
 # widths come from the `model` config group, as in training.
 CONFIGS: dict[str, dict[str, Any]] = {
     "tiny": dict(
-        about="the demo: tiny MAE, 16x64², batch 16, ratio 0.9, adaptive sampler",
-        overrides=[], warmup=3, steps=20,
+        about="the demo: tiny MAE, 16x64², batch 16, ratio 0.9, adaptive sampler, precision auto",
+        overrides=[], warmup=3, steps=20, precision="auto",
     ),
     "vit_s_224": dict(
         about="ViT-S MAE (384x12, decoder 192x4), 16x224², batch 2, ratio 0.95, adaptive, normalized targets",
@@ -230,6 +230,18 @@ def peak_memory_mib(device: torch.device) -> tuple[float, str]:
     return kib / 1024, "peak_rss"
 
 
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """``auto`` -> what the training app would run on ``device`` (``builders.resolve_precision``)."""
+    from adamae_rl import builders
+
+    resolve = getattr(builders, "resolve_precision", None)
+    if resolve is None:  # an older tree, timed side by side: it had no auto
+        if precision == "auto":
+            raise BenchError("this version of adamae_rl has no trainer.precision=auto; use --precision fp32 or bf16")
+        return precision
+    return resolve(precision, device)
+
+
 def check_precision(precision: str, device: torch.device) -> None:
     """One clear error for a precision the device cannot run."""
     if precision not in PRECISION_DTYPES:
@@ -245,9 +257,10 @@ def run_case(case: Case) -> dict:
     if case.threads:
         torch.set_num_threads(case.threads)
     device = _resolve_device(case.device)
-    check_precision(case.precision, device)
+    precision = resolve_precision(case.precision, device)
+    check_precision(precision, device)
     cfg = training_config(
-        [*case.overrides, f"trainer.precision={case.precision}", f"trainer.device={device}",
+        [*case.overrides, f"trainer.precision={precision}", f"trainer.device={device}",
          "trainer.progress=false", "trainer.tensorboard=false"]
     )
     parts = build_parts(cfg, device)
@@ -262,7 +275,7 @@ def run_case(case: Case) -> dict:
     time_steps(step, case.warmup, device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    dtype = PRECISION_DTYPES[case.precision]
+    dtype = PRECISION_DTYPES[precision]
     # The peak is measured before and after the timed steps: on a shared machine the load changes.
     peak = matmul_peak(dtype, device)
     cpu_times: list[float] = []
@@ -276,7 +289,7 @@ def run_case(case: Case) -> dict:
     achieved = flops / median
     return {
         "config": case.name,
-        "precision": case.precision,
+        "precision": precision,
         "compile": case.compile,
         "compiled": compiled,
         "device": str(device),
@@ -381,7 +394,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "items", nargs="*", metavar="CONFIG|KEY=VALUE",
         help="configuration names (default: tiny) and training overrides such as policy=random",
     )
-    parser.add_argument("--precision", nargs="+", choices=sorted(PRECISION_DTYPES), help="default: the configuration's own, else fp32")
+    parser.add_argument(
+        "--precision", nargs="+", choices=[*sorted(PRECISION_DTYPES), "auto"],
+        help="auto: bf16 where the device has bf16 matmuls in hardware, else fp32 (as trainer.precision=auto); "
+        "default: the configuration's own, else fp32",
+    )
     parser.add_argument("--compile", nargs="+", choices=["off", "on"], default=["off"], help="torch.compile the step's modules (default: off)")
     parser.add_argument("--device", help="cpu, cuda, cuda:N or auto (default: the configuration's own, else auto)")
     parser.add_argument("--steps", type=int, help="timed steps (default: per configuration)")

@@ -87,6 +87,26 @@ def autocast_dtype(precision: str) -> torch.dtype | None:
     return PRECISIONS[precision]
 
 
+def native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` runs bf16 matmuls in hardware: a CUDA GPU with bf16 support, or a CPU
+    with AVX-512 bf16 or AMX (elsewhere bf16 is emulated and slower than fp32)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # torch.cpu's own CPU checks
+        return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in probes)
+    return False
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """``trainer.precision``: ``auto`` -> ``bf16`` where :func:`native_bf16`, else ``fp32``;
+    ``fp32`` and ``bf16`` are kept as asked."""
+    if precision == "auto":
+        return "bf16" if native_bf16(device) else "fp32"
+    autocast_dtype(precision)  # refuses unknown names
+    return precision
+
+
 @dataclass
 class RunParts:
     """Everything a training run builds and updates.
@@ -142,7 +162,7 @@ def build_run(cfg: Mapping[str, Any], device: torch.device, proc: Process) -> Ru
     """
     trainer, optim = cfg["trainer"], cfg["optim"]
     seed, batch, mask_ratio = int(trainer["seed"]), int(trainer["batch_size"]), float(cfg["mask_ratio"])
-    precision = autocast_dtype(trainer["precision"])
+    precision = autocast_dtype(resolve_precision(trainer["precision"], device))
     torch.manual_seed(seed)  # identical initial weights on every process
     model = build_model(cfg["model"]).to(device)
     ddp_ids = [device.index] if device.type == "cuda" else None

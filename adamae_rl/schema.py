@@ -45,7 +45,7 @@ class TrainerConfig(_Section):
     ckpt_every: int = resumable(ge=1)
     keep_checkpoints: int = resumable(ge=0)
     device: str = resumable()
-    precision: Literal["fp32", "bf16"]
+    precision: Literal["fp32", "bf16", "auto"]
     compile: bool = resumable(False)
     seed: int = Field(ge=0)
     resume: str = resumable()

@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 from tensordict import TensorDictBase
 
-from adamae_rl.builders import RunParts, autocast_dtype, build_run, plain
+from adamae_rl.builders import RunParts, autocast_dtype, build_run, plain, resolve_precision
 from adamae_rl.cli import run_command
 from adamae_rl.metrics import foreground_enrichment
 from adamae_rl.policies.base import NonFiniteError
@@ -55,6 +55,9 @@ def run(cfg: dict, run_dir: Path, overrides: list[str] | None = None) -> dict:
     validate_config(cfg)
     check_run_dir(run_dir)
     proc, device = init_process(cfg["trainer"]["device"])
+    # auto becomes what runs here, so that config.yaml records it and a resume compares it.
+    precision = resolve_precision(cfg["trainer"]["precision"], device)
+    cfg = {**cfg, "trainer": {**cfg["trainer"], "precision": precision}}
     lock = RunDirLock(run_dir).acquire() if proc.is_main else None  # one run per directory
     try:
         return train(cfg, Path(run_dir), proc, device, overrides)

@@ -49,6 +49,7 @@ def test_commands_carry_the_budget(tmp_path: Path) -> None:
     cmd = train_command(cell, cfg["budget"], cfg["train_overrides"], tmp_path / cell.name)
     assert cmd[1:3] == ["-m", "adamae_rl.train"]
     for arg in ("policy=tube", "trainer.max_steps=400", "trainer.batch_size=16", "optim.blr=0.048", "trainer.seed=3",
+                "trainer.precision=fp32",
                 "trainer.resume=auto", "trainer.device=cpu", f"run_dir={tmp_path / cell.name}"):
         assert arg in cmd
     assert "--random-init" in eval_command(tmp_path, cfg["eval"], random_init=True)

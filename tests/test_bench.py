@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from adamae_rl import bench
+from adamae_rl.builders import resolve_precision
 from adamae_rl.models import videomae
 
 # The demo configuration shrunk to seconds: 8 frames of 32², 64 tokens, batch 2.
@@ -27,7 +28,9 @@ def test_one_configuration_writes_a_json_line_and_a_table(tmp_path: Path, capsys
     (line,) = out.read_text().splitlines()
     record = json.loads(line)
     assert RECORD_KEYS <= set(record)
-    assert record["config"] == "tiny" and record["precision"] == "fp32" and record["batch_size"] == 2
+    # tiny's precision is the demo's (auto): what the training app runs on this CPU.
+    expected = resolve_precision("auto", torch.device("cpu"))
+    assert record["config"] == "tiny" and record["precision"] == expected and record["batch_size"] == 2
     assert record["mask_ratio"] == 0.75 and record["policy"] == "adaptive" and record["num_tokens"] == 64
     assert len(record["step_s_all"]) == 2 and record["step_s"] > 0
     # Attention (sampler, encoder, decoder) is counted: it is part of the total, and not all of it.

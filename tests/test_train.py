@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from helpers_cli import cli_env, run_cli, smoke_config
 
 from adamae_rl import train
@@ -201,7 +202,7 @@ def test_bf16_autocast_run(tmp_path: Path) -> None:
 
 
 def test_bad_trainer_settings_are_named(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match=r"trainer.precision: input should be 'fp32' or 'bf16' \(got 'fp8'\)"):
+    with pytest.raises(ValueError, match=r"trainer.precision: input should be 'fp32', 'bf16' or 'auto' \(got 'fp8'\)"):
         train.run(smoke_config("trainer.precision=fp8"), tmp_path / "a")
     with pytest.raises(ValueError, match="trainer.device must be auto, cpu, cuda"):
         train.run(smoke_config("trainer.device=tpu"), tmp_path / "b")
@@ -213,3 +214,25 @@ def test_rerun_of_a_finished_run_reports_the_same_summary(tmp_path: Path) -> Non
     assert again["steps"] == first["steps"] == 12
     assert again["final_loss_recon"] == first["final_loss_recon"]
     assert again["fg_enrichment"] == first["fg_enrichment"]
+
+
+def test_auto_precision_records_what_ran(tmp_path: Path, monkeypatch) -> None:
+    """trainer.precision=auto runs bf16 where the CPU has bf16 matmuls, fp32 elsewhere, and says so."""
+    from adamae_rl import builders
+
+    for native, expected in ((True, "bf16"), (False, "fp32")):
+        monkeypatch.setattr(builders, "native_bf16", lambda device, native=native: native)
+        run_dir = tmp_path / expected
+        summary = train.run(smoke_config("trainer.precision=auto", "trainer.max_steps=2"), run_dir)
+        assert summary["precision"] == expected
+        assert yaml.safe_load((run_dir / "config.yaml").read_text())["trainer"]["precision"] == expected
+
+
+def test_resolve_precision_keeps_explicit_choices() -> None:
+    from adamae_rl.builders import native_bf16, resolve_precision
+
+    cpu = torch.device("cpu")
+    assert resolve_precision("fp32", cpu) == "fp32" and resolve_precision("bf16", cpu) == "bf16"
+    assert resolve_precision("auto", cpu) == ("bf16" if native_bf16(cpu) else "fp32")
+    with pytest.raises(ValueError, match="trainer.precision must be one of"):
+        resolve_precision("fp16", cpu)

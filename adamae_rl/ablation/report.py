@@ -163,7 +163,8 @@ def budget_line(cfg: dict, cells: Sequence[Cell], rows: Sequence[dict], wall_s: 
     return (
         f"Budget per cell: pre-training {budget['max_steps']} steps × batch {budget['batch_size']} "
         f"({int(budget['max_steps']) * int(budget['batch_size'])} clips"
-        f"{'' if budget.get('blr') is None else ', base lr ' + format(float(budget['blr']), 'g')}), model {model}, data {data}; "
+        f"{'' if budget.get('blr') is None else ', base lr ' + format(float(budget['blr']), 'g')}"
+        f"{'' if budget.get('precision') is None else ', ' + str(budget['precision'])}), model {model}, data {data}; "
         f"further train overrides: {extra}. Evaluation: {protocol}; {ev['train_clips']} labelled training / "
         f"{ev['val_clips']} validation clips; top-1/top-5 of the pre-trained encoder on the validation clips. "
         f"Fg enrichment = share of visible tokens on moving shapes / share of all tokens on them, on held-out "

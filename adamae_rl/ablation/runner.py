@@ -81,8 +81,9 @@ def train_command(cell: Cell, budget: dict, train_overrides: Sequence[str], run_
     """``python -m adamae_rl.train`` for one cell, with the ablation's budget."""
     steps = int(budget["max_steps"])
     blr = [] if budget.get("blr") is None else [f"optim.blr={float(budget['blr'])}"]
+    precision = [] if budget.get("precision") is None else [f"trainer.precision={budget['precision']}"]
     return [
-        sys.executable, "-m", "adamae_rl.train", *cell.overrides, *blr, *train_overrides,
+        sys.executable, "-m", "adamae_rl.train", *cell.overrides, *blr, *precision, *train_overrides,
         f"trainer.max_steps={steps}", f"trainer.batch_size={int(budget['batch_size'])}",
         f"trainer.eval_batches={int(budget['eval_batches'])}", f"trainer.eval_every={steps}",
         f"trainer.ckpt_every={int(budget['ckpt_every'])}", f"trainer.seed={cell.seed}",

@@ -111,10 +111,10 @@ def describe(parts: RunParts, cfg: dict) -> None:
     """One log line: what is trained, how large, on which data and device."""
     policy = parts.policy_module
     log.info(
-        "policy=%s (%d params, effective mask ratio %.4f), model=%s (%d params, %d tokens), data=%s, device=%s",
+        "policy=%s (%d params, effective mask ratio %.4f), model=%s (%d params, %d tokens), data=%s, device=%s, precision=%s",
         cfg["policy"].get("name"), sum(p.numel() for p in policy.parameters()), policy.effective_mask_ratio,
         cfg["model"]["preset"], sum(p.numel() for p in parts.model.parameters()), parts.model.cfg.num_tokens,
-        cfg["data"]["name"], parts.env.device,
+        cfg["data"]["name"], parts.env.device, cfg["trainer"]["precision"],
     )
 
 
@@ -130,6 +130,7 @@ def summarize(cfg: dict, parts: RunParts, progress: Progress, started: float, pr
         "effective_mask_ratio": float(policy.effective_mask_ratio),
         "steps": progress.step,
         "batch_size": int(cfg["trainer"]["batch_size"]),
+        "precision": cfg["trainer"]["precision"],
         "world_size": proc.world_size,
         "final_loss_recon": progress.last_eval.get("eval/loss_recon"),
         "fg_enrichment": progress.last_eval.get("eval/fg_enrichment"),
