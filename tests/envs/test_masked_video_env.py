@@ -117,3 +117,26 @@ def test_step_accepts_other_uniform_counts(env):
 def test_step_without_a_mask_names_the_missing_key(env):
     with pytest.raises(KeyError, match=r"env.step needs 'mask'.*policy\(env.reset\(\)\)"):
         env.step(env.reset())
+
+
+def test_step_reuses_its_own_patches_only_for_the_observed_clip(env):
+    """The env cuts each clip into patches once (at reset) and the step reuses them: the same
+    rewards as cutting again; a step on another video tensor cuts that one, never stale patches."""
+    from adamae_rl.envs.masked_video import reconstruction_step
+
+    torch.manual_seed(0)
+    td = env.reset()
+    mask = env.full_action_spec["mask"].rand()
+    td.set("mask", mask)
+    td.set("patches", torch.zeros_like(td.get("patches")))  # what a policy writes is not trusted
+    reward = env.step(td).get(("next", "reward"))
+    expected, _ = reconstruction_step(env.model, td.get("video"), mask)
+    torch.testing.assert_close(reward, expected, rtol=0, atol=0)
+
+    td = env.reset()
+    other = td.get("video").flip(-1)  # a different clip than the one observed
+    td.set("video", other)
+    td.set("mask", mask)
+    reward = env.step(td).get(("next", "reward"))
+    expected, _ = reconstruction_step(env.model, other, mask)
+    torch.testing.assert_close(reward, expected, rtol=0, atol=0)

@@ -83,6 +83,43 @@ def test_cpu_bf16_chunked_attention_adds_the_bias_like_sdpa() -> None:
     assert not torch.allclose(attention(q, k, v), reference, atol=3e-2)
 
 
+@pytest.mark.parametrize("bias_shape", [(2, 3), (1, 3), (2, 1), (1, 1)])
+@pytest.mark.parametrize("chunk_pairs", [1, 2, 3, 5])
+def test_chunked_attention_broadcasts_any_bias_like_sdpa(bias_shape: tuple[int, int], chunk_pairs: int) -> None:
+    """A bias shared by the clips and/or the heads, chunks of one head up to several clips: the
+    same outputs and gradients as SDPA with the bias expanded (fp32, so the match is tight)."""
+    gen = torch.Generator().manual_seed(1)
+    q, k, v = (torch.randn(2, 3, 24, 8, generator=gen, requires_grad=True) for _ in range(3))
+    bias = torch.randn(*bias_shape, 24, 24, generator=gen)
+
+    def run(fn):
+        out = fn(q, k, v)
+        grads = torch.autograd.grad((out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum(), (q, k, v))
+        return out, grads
+
+    reference = run(lambda *t: attention(*t, bias.expand(2, 3, 24, 24)))
+    chunked = run(lambda *t: chunked_attention(*t, chunk_bytes=chunk_pairs * 24 * 24 * 4, bias=bias))
+    assert torch.allclose(chunked[0], reference[0], atol=1e-5)
+    for ours, theirs in zip(chunked[1], reference[1]):
+        assert torch.allclose(ours, theirs, atol=1e-5)
+
+
+def test_decoder_in_token_order_matches_the_gathered_order() -> None:
+    """With every masked token decoded, the distance-biased decoder runs its tokens in token order
+    (one shared bias); predictions agree with the visible-then-masked sequence to round-off."""
+    model = _small(attn_bias="distance")
+    gen = torch.Generator().manual_seed(2)
+    video = torch.randn(3, 3, 8, 32, 32, generator=gen)
+    mask = torch.zeros(3, 64, dtype=torch.bool)
+    for row in mask:
+        row[torch.randperm(64, generator=gen)[:48]] = True
+    with torch.no_grad():
+        token_order = model(video, mask)
+        gathered = model(video, mask, decode=mask)  # an explicit decode set keeps the gathered order
+    assert token_order.shape == (3, 48, model.cfg.patch_dim)
+    assert torch.allclose(token_order, gathered, atol=1e-5)
+
+
 def test_unknown_kind_lists_the_known_ones() -> None:
     with pytest.raises(ValueError, match=r"attn_bias must be one of none, distance; got 'alibi'"):
         MAEConfig(attn_bias="alibi")
