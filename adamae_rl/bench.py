@@ -174,9 +174,11 @@ def phase_timers(parts: Any, device: torch.device, sink: dict[str, float]):
     ``objective`` (policy loss), ``optimizer`` (all optimizer steps). The rest of a step is
     ``backward`` (computed by the caller as step time minus these).
     """
+    # An older tree (80faa79, timed side by side) calls the policy's objective ``objective``.
+    policy_loss = getattr(parts, "policy_loss", None) or parts.objective
     targets = [
         ("reset", parts.env, "reset"), ("sampler", parts.policy, "forward"),
-        ("mae_forward", parts.env, "step"), ("objective", parts.policy_loss, "forward"),
+        ("mae_forward", parts.env, "step"), ("objective", policy_loss, "forward"),
         ("optimizer", parts.opt_mae, "step"),
     ]
     if getattr(parts, "opt_policy", None) is not None:

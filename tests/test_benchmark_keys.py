@@ -18,7 +18,7 @@ def test_known_values_pass() -> None:
     "override, message",
     [
         ("model.pos_embed=sincos", "model.pos_embed: input should be 'sincos_1d', 'sincos_3d' or 'learned' (got 'sincos')"),
-        ("model.attn_bias=alibi", "model.attn_bias: input should be 'none' or 'distance' (got 'alibi')"),
+        ("model.attn_bias=alibi", "model.attn_bias: input should be 'none', 'distance' or 'spatial_distance' (got 'alibi')"),
         ("data.label=colour", "data.label: input should be 'direction', 'shape', 'count', 'speed' or 'direction_shape' (got 'colour')"),
     ],
 )

@@ -1,9 +1,14 @@
-"""Distance bias for attention: an option that departs from VideoMAE (``model.attn_bias=distance``).
+"""Distance bias for attention: an option that departs from VideoMAE (``model.attn_bias``).
 
 Each head ``k`` adds ``-slope_k * distance(i, j)`` to the attention logit of query token ``i`` and
-key token ``j``, where the distance is Euclidean in token units on the ``(t h w)`` grid and the
-slopes are fixed, ``1, 1/2, 1/4, ...`` over the heads (a 3-D version of ALiBi's fixed linear
-biases): the first heads look mostly at neighbouring tokens, the last ones almost everywhere.
+key token ``j``, with fixed slopes ``1, 1/2, 1/4, ...`` over the heads (ALiBi's fixed linear
+biases, on the token grid): the first heads look mostly at nearby tokens, the last ones almost
+everywhere. The distance is Euclidean in token units:
+
+- ``distance``: over ``(t, h, w)``; a token's neighbours in space and in time are equally near.
+- ``spatial_distance``: over ``(h, w)`` only; the same place in every slice is at distance 0, so
+  a masked token first reads the visible tokens at its own place in other slices (static content
+  persists over time), then neighbouring places.
 
 Why: a small MAE trained for a few hundred steps at a 90% mask ratio never learns which visible
 tokens lie next to a masked one when position is only an added table, and stays at predicting
@@ -17,7 +22,7 @@ from typing import Literal, get_args
 
 import torch
 
-AttnBiasKind = Literal["none", "distance"]
+AttnBiasKind = Literal["none", "distance", "spatial_distance"]
 ATTN_BIASES: tuple[str, ...] = get_args(AttnBiasKind)
 
 
@@ -26,10 +31,14 @@ def head_slopes(num_heads: int) -> torch.Tensor:
     return torch.pow(2.0, -torch.arange(num_heads, dtype=torch.float32))
 
 
-def grid_coordinates(grid: tuple[int, int, int]) -> torch.Tensor:
-    """Token coordinates ``[N, 3]`` (t, h, w) in ``(t h w)`` order, in token units."""
+def grid_coordinates(grid: tuple[int, int, int], kind: str = "distance") -> torch.Tensor:
+    """Token coordinates ``[N, 3]`` (t, h, w) in ``(t h w)`` order, in token units; for
+    ``spatial_distance`` the time coordinate is 0 everywhere (distances over ``(h, w)`` only)."""
     axes = [torch.arange(size, dtype=torch.float32) for size in grid]
-    return torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1).reshape(-1, 3)
+    coords = torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1).reshape(-1, 3)
+    if kind == "spatial_distance":
+        coords[:, 0] = 0.0
+    return coords
 
 
 def distance_bias(coords: torch.Tensor, slopes: torch.Tensor) -> torch.Tensor:

@@ -47,8 +47,9 @@ class MAEConfig:
     norm_target: bool = True  # per-patch normalized pixels (VideoMAE default) vs raw [0, 1] pixels
     # Position table of encoder and decoder (see position_table): VideoMAE's 1-D table by default.
     pos_embed: PosEmbedKind = "sincos_1d"
-    # Attention logits of encoder and decoder: as VideoMAE (none) or with a fixed 3-D distance
-    # bias per head (distance; see adamae_rl.models.attention_bias). Not part of VideoMAE.
+    # Attention logits of encoder and decoder: as VideoMAE (none) or with a fixed distance bias per
+    # head (distance: over (t, h, w); spatial_distance: over (h, w); see
+    # adamae_rl.models.attention_bias). Not part of VideoMAE.
     attn_bias: AttnBiasKind = "none"
 
     def __post_init__(self) -> None:
@@ -377,7 +378,7 @@ class VideoMAE(nn.Module):
         self.decoder_norm = nn.LayerNorm(cfg.decoder_embed_dim, eps=1e-6)
         self.head = nn.Linear(cfg.decoder_embed_dim, cfg.patch_dim)
         if cfg.attn_bias != "none":  # fixed, rebuilt from the config: never stored in a state dict
-            self.register_buffer("token_coords", grid_coordinates(cfg.grid), persistent=False)
+            self.register_buffer("token_coords", grid_coordinates(cfg.grid, cfg.attn_bias), persistent=False)
             self.register_buffer("encoder_slopes", head_slopes(cfg.num_heads), persistent=False)
             self.register_buffer("decoder_slopes", head_slopes(cfg.decoder_num_heads), persistent=False)
         # Biases over all N tokens (fixed): (part, device, dtype) -> [1, H, N, N]; not module state.

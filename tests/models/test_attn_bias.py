@@ -36,6 +36,18 @@ def test_bias_is_minus_slope_times_euclidean_distance() -> None:
     assert torch.equal(bias, bias.transpose(-1, -2))
 
 
+def test_spatial_distance_ignores_time() -> None:
+    """spatial_distance: the same place in any slice is at distance 0; places differ as in 2-D."""
+    model = _small(attn_bias="spatial_distance")  # grid 4 x 4 x 4
+    bias = model.attention_bias("decoder", None)[0]  # [2, 64, 64], slopes 1 and 1/2
+    same_place_other_slice = bias[:, 0, 3 * 16]  # token (0, 0, 0) -> (3, 0, 0)
+    assert torch.equal(same_place_other_slice, torch.zeros(2))
+    # (0, 0, 0) -> (2, 1, 3): spatial distance sqrt(1 + 9), whatever the time
+    assert torch.allclose(bias[:, 0, 2 * 16 + 1 * 4 + 3], -torch.tensor([1.0, 0.5]) * 10**0.5)
+    full = _small(attn_bias="distance").attention_bias("decoder", None)[0]
+    assert torch.allclose(full[:, 0, 2 * 16 + 1 * 4 + 3], -torch.tensor([1.0, 0.5]) * 14**0.5)
+
+
 def test_masked_sequences_get_the_full_grid_bias_restricted_to_their_tokens() -> None:
     model = _small(attn_bias="distance")
     gen = torch.Generator().manual_seed(1)
@@ -121,7 +133,7 @@ def test_decoder_in_token_order_matches_the_gathered_order() -> None:
 
 
 def test_unknown_kind_lists_the_known_ones() -> None:
-    with pytest.raises(ValueError, match=r"attn_bias must be one of none, distance; got 'alibi'"):
+    with pytest.raises(ValueError, match=r"attn_bias must be one of none, distance, spatial_distance; got 'alibi'"):
         MAEConfig(attn_bias="alibi")
 
 
