@@ -175,7 +175,7 @@ def phase_timers(parts: Any, device: torch.device, sink: dict[str, float]):
     ``backward`` (computed by the caller as step time minus these).
     """
     # An older tree (80faa79, timed side by side) calls the policy's objective ``objective``.
-    policy_loss = getattr(parts, "policy_loss", None) or parts.objective
+    policy_loss = parts.policy_loss if hasattr(parts, "policy_loss") else parts.objective
     targets = [
         ("reset", parts.env, "reset"), ("sampler", parts.policy, "forward"),
         ("mae_forward", parts.env, "step"), ("objective", policy_loss, "forward"),
