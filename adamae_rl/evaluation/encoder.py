@@ -78,7 +78,7 @@ class VideoClassifier(nn.Module):
             self.register_buffer("pos_embed", table, persistent=False)
         self.blocks = copy.deepcopy(mae.blocks)
         self.norm = copy.deepcopy(mae.norm)
-        # model.attn_bias=distance: the bias over all N tokens is fixed, so it is computed once here.
+        # A distance bias (model.attn_bias != none) over all N tokens is fixed: taken once here.
         bias = mae.attention_bias("encoder", None)
         self.register_buffer("attn_bias", None if bias is None else bias.clone(), persistent=False)
         dim = mae.cfg.embed_dim
