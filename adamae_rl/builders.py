@@ -179,12 +179,13 @@ def build_run(cfg: Mapping[str, Any], device: torch.device, proc: Process) -> Ru
 
     lr = optim["blr"] * batch * proc.world_size / 256
     betas = tuple(optim["betas"])
-    opt_mae = adamw(param_groups(model, optim["weight_decay"]), lr, betas)
+    opt_mae = adamw(param_groups(model, optim["weight_decay"]), lr, betas, eps=optim.get("eps", 1e-8))
     sched_mae = warmup_cosine(opt_mae, optim["warmup_steps"], trainer["max_steps"], optim["min_lr"])
     parts = RunParts(model, env, val_env, policy, ReconstructionLoss(), policy_loss, opt_mae, sched_mae)
     if getattr(policy, "learnable", False):
         scale = optim["policy_lr_scale"]
-        parts.opt_policy = adamw(param_groups(policy, optim["policy_weight_decay"]), lr * scale, betas)
+        parts.opt_policy = adamw(param_groups(policy, optim["policy_weight_decay"]), lr * scale, betas,
+                                 eps=optim.get("policy_eps", 1e-8))
         parts.sched_policy = warmup_cosine(parts.opt_policy, optim["warmup_steps"], trainer["max_steps"], optim["min_lr"] * scale)
         if proc.distributed:
             parts.policy = _ddp(policy, ddp_ids)

@@ -69,6 +69,9 @@ class OptimConfig(_Section):
     clip_grad: float | None = Field(default=None, gt=0)
     policy_lr_scale: float = Field(ge=0)
     policy_weight_decay: float = Field(ge=0)
+    # Defaults for configs written before these keys existed: what those runs used.
+    eps: float = Field(default=1e-8, gt=0)
+    policy_eps: float = Field(default=1e-8, gt=0)
 
     @field_validator("betas")
     @classmethod
@@ -214,6 +217,23 @@ def resumable_keys() -> set[str]:
             if (info.json_schema_extra or {}).get("resumable"):
                 keys.add(prefix + name)
     return keys
+
+
+def with_added_defaults(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored run config with the ``trainer``/``optim`` keys it predates filled in.
+
+    A key added to the schema later has the default that reproduces what runs before it did, so a
+    run written then compares equal to today's config where it ran the same way.
+    """
+    out = dict(cfg)
+    for name, section in (("trainer", TrainerConfig), ("optim", OptimConfig)):
+        if isinstance(out.get(name), Mapping):
+            values = dict(out[name])
+            for key, info in section.model_fields.items():
+                if key not in values and not info.is_required() and info.default_factory is None:
+                    values[key] = info.default
+            out[name] = values
+    return out
 
 
 def _schema_problems(section: type[BaseModel], values: Any, prefix: str = "") -> list[str]:

@@ -95,6 +95,22 @@ def test_resume_refuses_a_different_run(tmp_path: Path) -> None:
         train.run(smoke_config("mask_ratio=0.5"), tmp_path)
 
 
+def test_resume_of_a_run_that_predates_a_key_compares_its_default(tmp_path: Path) -> None:
+    """A checkpoint written before optim.eps/policy_eps existed ran with AdamW's 1e-8: resuming it
+    under today's sampler default (1e-12) is refused, naming the key; with 1e-8 it continues."""
+    from adamae_rl.utils.checkpoint import atomic_save
+
+    train.run(smoke_config("trainer.max_steps=6", "optim.policy_eps=1e-8"), tmp_path)
+    for path in (tmp_path / "checkpoints").glob("*.pt"):
+        state = load_checkpoint(path)
+        for key in ("eps", "policy_eps"):
+            del state["config"]["optim"][key]
+        atomic_save(state, path)
+    with pytest.raises(RunError, match=r"different config \(optim.policy_eps\)"):
+        train.run(smoke_config(), tmp_path)
+    assert train.run(smoke_config("optim.policy_eps=1e-8"), tmp_path)["steps"] == 12
+
+
 def test_nonfinite_loss_stops_and_keeps_last_checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     cfg = smoke_config("trainer.max_steps=12")
     real_step = train.train_step
@@ -236,3 +252,29 @@ def test_resolve_precision_keeps_explicit_choices() -> None:
     assert resolve_precision("auto", cpu) == ("bf16" if native_bf16(cpu) else "fp32")
     with pytest.raises(ValueError, match="trainer.precision must be one of"):
         resolve_precision("fp16", cpu)
+
+
+def _adam_rms(opt_state: dict) -> torch.Tensor:
+    """Bias-corrected root of AdamW's second moment over every parameter: ``[total elements]``."""
+    beta2 = opt_state["param_groups"][0]["betas"][1]
+    roots = [(s["exp_avg_sq"] / (1 - beta2 ** float(s["step"]))).sqrt().flatten() for s in opt_state["state"].values()]
+    return torch.cat(roots)
+
+
+def test_sampler_optimizer_normalizes_its_steps(tmp_path: Path) -> None:
+    """The sampler's AdamW epsilon sits far below its gradients' RMS (optim.policy_eps).
+
+    AdaMAE's loss (coef 1e-4 times raw-pixel errors of a few hundredths) gives the sampler
+    gradients whose RMS is ~1e-9; with AdamW's usual eps 1e-8 the step becomes lr * g / eps and the
+    sampler's speed follows the reconstruction error's scale instead of its learning rate.
+    """
+    train.run(smoke_config("trainer.max_steps=6", "trainer.ckpt_every=6"), tmp_path / "default")
+    ckpt = load_checkpoint(tmp_path / "default" / "checkpoints" / "last.pt")
+    eps = ckpt["opt_policy"]["param_groups"][0]["eps"]
+    assert eps == 1e-12 and ckpt["opt_mae"]["param_groups"][0]["eps"] == 1e-8
+    assert float(_adam_rms(ckpt["opt_policy"]).median()) > 100 * eps
+
+    train.run(smoke_config("trainer.max_steps=6", "optim.policy_eps=1e-8", "optim.eps=1e-7"), tmp_path / "paper")
+    ckpt = load_checkpoint(tmp_path / "paper" / "checkpoints" / "last.pt")
+    assert ckpt["opt_policy"]["param_groups"][0]["eps"] == 1e-8 and ckpt["opt_mae"]["param_groups"][0]["eps"] == 1e-7
+    assert float(_adam_rms(ckpt["opt_policy"]).median()) < 1e-8  # where the paper's eps takes over

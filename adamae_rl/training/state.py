@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from adamae_rl.cli import RunError
-from adamae_rl.schema import resumable_keys
+from adamae_rl.schema import resumable_keys, with_added_defaults
 from adamae_rl.utils import checkpoint as ckpt_io
 from adamae_rl.utils.files import atomic_write_text
 
@@ -125,7 +125,7 @@ def find_resume(cfg: dict, run_dir: Path) -> dict | None:
     stored = state.get("config")
     if not isinstance(stored, dict):
         raise RunError(f"{path} holds no run configuration; it is not a training checkpoint")
-    changed = sorted(config_diff(stored, cfg) - resumable_keys())
+    changed = sorted(config_diff(with_added_defaults(stored), cfg) - resumable_keys())
     if changed:
         raise RunError(
             f"{path} was written by a run with a different config ({', '.join(changed)}); "

@@ -31,7 +31,8 @@ def param_groups(module: nn.Module, weight_decay: float) -> list[dict]:
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def adamw(groups: Iterable[dict], lr: float, betas: tuple[float, float], fused: bool | None = None) -> torch.optim.AdamW:
+def adamw(groups: Iterable[dict], lr: float, betas: tuple[float, float], fused: bool | None = None,
+          eps: float = 1e-8) -> torch.optim.AdamW:
     """AdamW over parameter groups; the fused kernel where every parameter allows it.
 
     ``fused=None`` picks the fused implementation (one pass over parameter, gradient and both
@@ -41,7 +42,7 @@ def adamw(groups: Iterable[dict], lr: float, betas: tuple[float, float], fused: 
     groups = list(groups)
     if fused is None:
         fused = all(_fusable(p) for group in groups for p in group["params"])
-    return torch.optim.AdamW(groups, lr=lr, betas=tuple(betas), fused=bool(fused) or None)
+    return torch.optim.AdamW(groups, lr=lr, betas=tuple(betas), eps=float(eps), fused=bool(fused) or None)
 
 
 def _fusable(param: torch.Tensor) -> bool:
