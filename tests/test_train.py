@@ -278,3 +278,21 @@ def test_sampler_optimizer_normalizes_its_steps(tmp_path: Path) -> None:
     ckpt = load_checkpoint(tmp_path / "paper" / "checkpoints" / "last.pt")
     assert ckpt["opt_policy"]["param_groups"][0]["eps"] == 1e-8 and ckpt["opt_mae"]["param_groups"][0]["eps"] == 1e-7
     assert float(_adam_rms(ckpt["opt_policy"]).median()) < 1e-8  # where the paper's eps takes over
+
+
+def test_sampler_updates_do_not_depend_on_the_reward_scale(tmp_path: Path) -> None:
+    """With the default sampler epsilon, ten times AdaMAE's loss coefficient trains the same sampler
+    (AdamW is scale-free); under eps 1e-8 the steps scale with the loss and the samplers part."""
+
+    def final_policy(*overrides: str) -> dict:
+        run_dir = tmp_path / "_".join(o.replace("=", "-") for o in overrides)
+        train.run(smoke_config("trainer.max_steps=6", *overrides), run_dir)
+        return load_checkpoint(run_dir / "checkpoints" / "last.pt")["policy"]
+
+    def distance(a: dict, b: dict) -> float:
+        return float(sum((a[k].float() - b[k].float()).pow(2).sum() for k in a) ** 0.5)
+
+    scale_free = distance(final_policy("objective.coef=1e-4"), final_policy("objective.coef=1e-3"))
+    eps_bound = distance(final_policy("objective.coef=1e-4", "optim.policy_eps=1e-8"),
+                         final_policy("objective.coef=1e-3", "optim.policy_eps=1e-8"))
+    assert eps_bound > 0 and scale_free < 0.01 * eps_bound
