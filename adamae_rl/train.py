@@ -106,6 +106,7 @@ def train(cfg: dict, run_dir: Path, proc: Process, device: torch.device, overrid
     # A policy with a schedule over training (e.g. loss_predictor's easy-to-hard share) reads the
     # share of training done before every step; computed from the step, so a resume restores it.
     set_progress = getattr(parts.policy_module, "set_progress", None)
+    check_sampler_epsilon = hooks.SamplerEpsilonCheck(parts)
     hooks.discard_data_wait(parts)
     with hooks.stop_on_signals(progress), hooks.progress_bar(trainer, progress.step, proc) as bar:
         while progress.step < max_steps and progress.stop_signal is None:
@@ -134,6 +135,7 @@ def train(cfg: dict, run_dir: Path, proc: Process, device: torch.device, overrid
                     values["data/skipped"] = parts.env.clips.skipped
                 if proc.is_main:
                     hooks.check_data_wait(parts, values)
+                    check_sampler_epsilon(values)
                 if metrics_log:
                     metrics_log.log(step, values)
                 if bar is not None:

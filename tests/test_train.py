@@ -254,30 +254,36 @@ def test_resolve_precision_keeps_explicit_choices() -> None:
         resolve_precision("fp16", cpu)
 
 
-def _adam_rms(opt_state: dict) -> torch.Tensor:
-    """Bias-corrected root of AdamW's second moment over every parameter: ``[total elements]``."""
-    beta2 = opt_state["param_groups"][0]["betas"][1]
-    roots = [(s["exp_avg_sq"] / (1 - beta2 ** float(s["step"]))).sqrt().flatten() for s in opt_state["state"].values()]
-    return torch.cat(roots)
-
-
-def test_sampler_optimizer_normalizes_its_steps(tmp_path: Path) -> None:
-    """The sampler's AdamW epsilon sits far below its gradients' RMS (optim.policy_eps).
+def test_sampler_optimizer_normalizes_its_steps(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The sampler's AdamW epsilon sits below its gradients' RMS (optim.policy_eps), and the run
+    logs the share of entries under it and warns when most are.
 
     AdaMAE's loss (coef 1e-4 times raw-pixel errors of a few hundredths) gives the sampler
     gradients whose RMS is ~1e-9; with AdamW's usual eps 1e-8 the step becomes lr * g / eps and the
     sampler's speed follows the reconstruction error's scale instead of its learning rate.
     """
-    train.run(smoke_config("trainer.max_steps=6", "trainer.ckpt_every=6"), tmp_path / "default")
-    ckpt = load_checkpoint(tmp_path / "default" / "checkpoints" / "last.pt")
-    eps = ckpt["opt_policy"]["param_groups"][0]["eps"]
-    assert eps == 1e-12 and ckpt["opt_mae"]["param_groups"][0]["eps"] == 1e-8
-    assert float(_adam_rms(ckpt["opt_policy"]).median()) > 100 * eps
 
-    train.run(smoke_config("trainer.max_steps=6", "optim.policy_eps=1e-8", "optim.eps=1e-7"), tmp_path / "paper")
+    def shares(run_dir: Path) -> list[float]:
+        records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+        return [r["train/policy_eps_share"] for r in records if "train/policy_eps_share" in r]
+
+    with caplog.at_level("WARNING", logger="adamae_rl.train"):
+        train.run(smoke_config("trainer.max_steps=6"), tmp_path / "default")
+    ckpt = load_checkpoint(tmp_path / "default" / "checkpoints" / "last.pt")
+    assert ckpt["opt_policy"]["param_groups"][0]["eps"] == 1e-12 and ckpt["opt_mae"]["param_groups"][0]["eps"] == 1e-8
+    default = shares(tmp_path / "default")
+    assert len(default) == 3 and max(default) < 0.01  # logged every 2 steps
+    assert "epsilon" not in caplog.text
+
+    with caplog.at_level("WARNING", logger="adamae_rl.train"):
+        train.run(smoke_config("trainer.max_steps=6", "optim.policy_eps=1e-8", "optim.eps=1e-7"), tmp_path / "paper")
     ckpt = load_checkpoint(tmp_path / "paper" / "checkpoints" / "last.pt")
     assert ckpt["opt_policy"]["param_groups"][0]["eps"] == 1e-8 and ckpt["opt_mae"]["param_groups"][0]["eps"] == 1e-7
-    assert float(_adam_rms(ckpt["opt_policy"]).median()) < 1e-8  # where the paper's eps takes over
+    assert min(shares(tmp_path / "paper")) > 0.5  # where the paper's epsilon takes over
+    assert caplog.text.count("exceeds the RMS of its gradients") == 1 and "optim.policy_eps" in caplog.text
+
+    train.run(smoke_config("trainer.max_steps=2", "policy=random"), tmp_path / "random")
+    assert shares(tmp_path / "random") == []  # no sampler optimizer, no figure
 
 
 def test_sampler_updates_do_not_depend_on_the_reward_scale(tmp_path: Path) -> None:

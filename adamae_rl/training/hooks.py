@@ -22,6 +22,7 @@ import torch
 from adamae_rl.cli import RunError
 from adamae_rl.training.state import Progress
 from adamae_rl.utils.distributed import Process
+from adamae_rl.utils.optim import epsilon_bound_share
 
 if TYPE_CHECKING:
     from adamae_rl.builders import RunParts
@@ -105,6 +106,31 @@ def check_data_wait(parts: RunParts, values: dict) -> None:
     check = getattr(parts.env.clips, "check_wait_share", None)
     if check is not None and "train/data_wait_share" in values:
         check(values["train/data_wait_share"])
+
+
+class SamplerEpsilonCheck:
+    """Logs how much of the sampler's AdamW sits under its epsilon; warns once when most of it does.
+
+    There the sampler's steps follow the loss's scale rather than its learning rate (AdaMAE's
+    coefficient 1e-4 times raw-pixel errors put its gradients near 1e-9; see optim.policy_eps).
+    """
+
+    def __init__(self, parts: RunParts) -> None:
+        self.opt = parts.opt_policy
+        self.warned = False
+
+    def __call__(self, values: dict) -> None:
+        share = epsilon_bound_share(self.opt) if self.opt is not None else None
+        if share is None:
+            return
+        values["train/policy_eps_share"] = share
+        if share > 0.5 and not self.warned:
+            self.warned = True
+            log.warning(
+                "the sampler's AdamW epsilon (%g) exceeds the RMS of its gradients for %.0f%% of its entries: "
+                "its steps scale with the loss (lr * grad / eps), not with its learning rate; "
+                "lower optim.policy_eps (default 1e-12)", self.opt.param_groups[0]["eps"], 100 * share,
+            )
 
 
 def describe(parts: RunParts, cfg: dict) -> None:

@@ -45,6 +45,27 @@ def adamw(groups: Iterable[dict], lr: float, betas: tuple[float, float], fused: 
     return torch.optim.AdamW(groups, lr=lr, betas=tuple(betas), eps=float(eps), fused=bool(fused) or None)
 
 
+@torch.no_grad()
+def epsilon_bound_share(opt: torch.optim.Optimizer) -> float | None:
+    """Share of parameter entries whose gradient RMS lies below their group's epsilon, in [0, 1].
+
+    The RMS is the bias-corrected root of Adam's second moment. Where it is below ``eps`` the step is
+    about ``lr * grad / eps``: it scales with the loss instead of being normalized by it. None before
+    the first step (or for an optimizer without second moments).
+    """
+    below = total = 0
+    for group in opt.param_groups:
+        beta2, eps = group["betas"][1], group["eps"]
+        for param in group["params"]:
+            state = opt.state.get(param, {})
+            if "exp_avg_sq" not in state:
+                continue
+            rms = (state["exp_avg_sq"] / (1 - beta2 ** float(state["step"]))).sqrt()
+            below += int((rms < eps).sum())
+            total += rms.numel()
+    return below / total if total else None
+
+
 def _fusable(param: torch.Tensor) -> bool:
     return param.device.type in ("cpu", "cuda") and param.dtype in (torch.float32, torch.float16, torch.bfloat16, torch.float64)
 
