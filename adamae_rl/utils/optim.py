@@ -53,7 +53,7 @@ def epsilon_bound_share(opt: torch.optim.Optimizer) -> float | None:
     about ``lr * grad / eps``: it scales with the loss instead of being normalized by it. None before
     the first step (or for an optimizer without second moments).
     """
-    below = total = 0
+    counts, total = [], 0
     for group in opt.param_groups:
         beta2, eps = group["betas"][1], group["eps"]
         for param in group["params"]:
@@ -61,9 +61,9 @@ def epsilon_bound_share(opt: torch.optim.Optimizer) -> float | None:
             if "exp_avg_sq" not in state:
                 continue
             rms = (state["exp_avg_sq"] / (1 - beta2 ** float(state["step"]))).sqrt()
-            below += int((rms < eps).sum())
+            counts.append((rms < eps).sum())  # stays on the device: one sync below, not one per tensor
             total += rms.numel()
-    return below / total if total else None
+    return float(torch.stack(counts).sum()) / total if total else None
 
 
 def _fusable(param: torch.Tensor) -> bool:
