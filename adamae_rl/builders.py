@@ -25,6 +25,7 @@ from adamae_rl.models.presets import build_mae
 from adamae_rl.models.videomae import VideoMAE, compile_blocks
 from adamae_rl.objectives.reconstruction import ReconstructionLoss
 from adamae_rl.policies.registry import UnknownPolicyError
+from adamae_rl.schema import with_added_defaults
 from adamae_rl.utils.checkpoint import CheckpointError, load_checkpoint
 from adamae_rl.utils.distributed import Process
 from adamae_rl.utils.optim import adamw, param_groups, warmup_cosine
@@ -237,6 +238,7 @@ def load_run(
     cfg = ckpt.get("config")
     if not isinstance(cfg, dict) or not all(k in cfg for k in ("model", "policy", "mask_ratio")):
         raise CheckpointError(f"checkpoint {path} holds no run configuration (model, policy, mask_ratio)")
+    cfg = with_added_defaults(cfg)  # a run that predates a key: the value it ran with
     import_plugins(list(imports))
     model = build_model(cfg["model"], load_weights=False)  # its own weights follow
     _load_weights(model, ckpt.get("model"), "model", path)

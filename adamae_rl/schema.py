@@ -103,6 +103,9 @@ class SyntheticData(_Section):
     max_shapes: int = Field(ge=1)
     # Which labels the clips carry (evaluation only; training never reads them), so resumable.
     label: Literal["direction", "shape", "count", "speed", "direction_shape"] = resumable("direction")
+    # The background's kind (adamae_rl.data.synthetic.BACKGROUNDS). The default here is what a run
+    # stored before the key existed trained on (fine); data/synthetic.yaml sets smooth.
+    background: Literal["smooth", "fine"] = "fine"
     num_workers: int = resumable(ge=0)
 
 
@@ -220,13 +223,18 @@ def resumable_keys() -> set[str]:
 
 
 def with_added_defaults(cfg: Mapping[str, Any]) -> dict[str, Any]:
-    """A stored run config with the ``trainer``/``optim`` keys it predates filled in.
+    """A stored run config with the ``trainer``/``optim`` (and synthetic ``data``) keys it
+    predates filled in.
 
     A key added to the schema later has the default that reproduces what runs before it did, so a
-    run written then compares equal to today's config where it ran the same way.
+    run written then compares equal to today's config where it ran the same way, and is evaluated
+    on the data it trained on.
     """
     out = dict(cfg)
-    for name, section in (("trainer", TrainerConfig), ("optim", OptimConfig)):
+    sections: list[tuple[str, type[BaseModel]]] = [("trainer", TrainerConfig), ("optim", OptimConfig)]
+    if isinstance(out.get("data"), Mapping) and out["data"].get("name") == "synthetic":
+        sections.append(("data", SyntheticData))
+    for name, section in sections:
         if isinstance(out.get(name), Mapping):
             values = dict(out[name])
             for key, info in section.model_fields.items():

@@ -25,7 +25,7 @@ import torch
 from tqdm import tqdm
 
 from adamae_rl.data.factory import VAL_SEED_OFFSET
-from adamae_rl.data.synthetic import render_clip
+from adamae_rl.data.synthetic import BACKGROUNDS, render_clip
 from adamae_rl.data.video import save_fg_mask
 
 # H.264 in yuv420p at high quality: decord decodes it frame-exactly; crf 12 keeps the pixels
@@ -47,14 +47,14 @@ def write_video(path: str | Path, pixels: torch.Tensor, fps: int = 25) -> None:
 
 
 def write_split(
-    out_dir: Path, split: str, count: int, seed: int, frames: int, size: int, max_shapes: int
+    out_dir: Path, split: str, count: int, seed: int, frames: int, size: int, max_shapes: int, background: str = "smooth"
 ) -> Path:
     """Render ``count`` clips into ``out_dir/split/`` and write ``out_dir/split.txt``."""
     folder = out_dir / split
     folder.mkdir(parents=True, exist_ok=True)
     lines = []
     for index in tqdm(range(count), desc=f"{split} videos", unit="video", disable=count < 32):
-        pixels, fg, label = render_clip(seed, index, frames, size, max_shapes)
+        pixels, fg, label = render_clip(seed, index, frames, size, max_shapes, background)
         name = f"clip_{index:06d}"
         write_video(folder / f"{name}.mp4", pixels)
         save_fg_mask(folder / f"{name}.fg.npz", fg)
@@ -76,12 +76,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--size", type=int, default=64, help="frame side in pixels (even)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-shapes", type=int, default=3)
+    parser.add_argument("--background", choices=BACKGROUNDS, default="smooth", help="the clips' background kind")
     args = parser.parse_args(argv)
     if args.size % 2 or args.size < 2:
         parser.error(f"--size must be even (yuv420p), got {args.size}")
     if args.num_videos < 1 or args.frames < 1 or args.val_videos < 0:
         parser.error("--num-videos and --frames must be >= 1, --val-videos >= 0")
-    shape = dict(frames=args.frames, size=args.size, max_shapes=args.max_shapes)
+    shape = dict(frames=args.frames, size=args.size, max_shapes=args.max_shapes, background=args.background)
     written = [write_split(args.out_dir, "train", args.num_videos, args.seed, **shape)]
     if args.val_videos:
         written.append(write_split(args.out_dir, "val", args.val_videos, args.seed + VAL_SEED_OFFSET, **shape))

@@ -1,7 +1,8 @@
 """Built-in default data: moving shapes over a static textured background.
 
 Each clip shows 1-3 textured shapes (square, disc, diamond) that all move in the same
-direction at their own constant speed over a static, smoothly textured background. A clip is a
+direction at their own constant speed over a static background of a few sinusoidal waves
+(``background=``, see :data:`BACKGROUNDS`). A clip is a
 pure function of ``(seed, index)``: the same pair always renders the same pixels, on any machine,
 so runs are reproducible and no files are needed.
 
@@ -41,6 +42,23 @@ FAST_SPEED = 1.4
 # Label sets a clip can carry (``label=`` of the data source). Appearance and motion together make
 # the benchmark need an encoder that knows *what* moves and *where to*.
 LABELS = ("direction", "shape", "count", "speed", "direction_shape")
+
+# Background kinds: the spatial frequency of the background's three waves, in cycles per frame
+# side along each axis, as (lowest, range): a uniform draw u gives lowest + range * u.
+# - smooth (default): 0.25-1 cycle; a 8-pixel token of a 64-pixel frame sees at most 1/8 of a
+#   period, so a background place hidden in every frame can be interpolated from its neighbours.
+# - fine: 1-4 cycles (periods down to ~11 pixels, under two tokens): at a 90% mask ratio a place
+#   hidden in every frame cannot be interpolated, and the background dominates the reconstruction
+#   error (the default before ``background`` existed; README, "What the synthetic benchmark ...").
+BACKGROUND_CYCLES: dict[str, tuple[float, float]] = {"smooth": (0.25, 0.75), "fine": (1.0, 3.0)}
+BACKGROUNDS = tuple(BACKGROUND_CYCLES)
+
+
+def check_background(background: str) -> str:
+    """``background`` if it is a kind in :data:`BACKGROUNDS`, else a ValueError naming them."""
+    if background not in BACKGROUND_CYCLES:
+        raise ValueError(f"background must be one of {', '.join(BACKGROUNDS)}; got {background!r}")
+    return background
 
 
 @dataclass(frozen=True)
@@ -107,6 +125,7 @@ class SyntheticClips(Dataset):
         seed: selects the family of clips; train and validation use different seeds.
         max_shapes: at most this many shapes per clip (at least one).
         label: which label set ``label`` holds (see :data:`LABELS` and :func:`clip_label`).
+        background: the background's kind (see :data:`BACKGROUNDS`).
     """
 
     def __init__(
@@ -119,6 +138,7 @@ class SyntheticClips(Dataset):
         seed: int = 0,
         max_shapes: int = 3,
         label: str = "direction",
+        background: str = "smooth",
     ) -> None:
         ClipGeometry(num_frames, img_size, patch_size, tubelet_size)  # refuses sizes that do not divide
         if num_clips < 1 or max_shapes < 1:
@@ -132,6 +152,7 @@ class SyntheticClips(Dataset):
         self.tubelet_size = tubelet_size
         self.seed = seed
         self.max_shapes = max_shapes
+        self.background = check_background(background)
 
     def __len__(self) -> int:
         return self.num_clips
@@ -139,7 +160,7 @@ class SyntheticClips(Dataset):
     def __getitem__(self, key: int | SampleKey) -> dict[str, torch.Tensor]:
         index = self._index(key)
         pixels, fg, facts = render_clip_facts(
-            self.seed, index, self.num_frames, self.img_size, self.max_shapes
+            self.seed, index, self.num_frames, self.img_size, self.max_shapes, self.background
         )
         return {
             "video": normalize(pixels),
@@ -160,7 +181,7 @@ class SyntheticClips(Dataset):
         if not indices:
             return []
         videos, fg, facts = _render_clips(
-            self.seed, indices, self.num_frames, self.img_size, self.max_shapes, pixel_map=normalize
+            self.seed, indices, self.num_frames, self.img_size, self.max_shapes, self.background, pixel_map=normalize
         )
         tokens = pixel_mask_to_tokens(fg, self.patch_size, self.tubelet_size)  # [B, N]
         return [
@@ -180,14 +201,14 @@ class SyntheticClips(Dataset):
 
 
 def render_clip(
-    seed: int, index: int, num_frames: int, img_size: int, max_shapes: int = 3
+    seed: int, index: int, num_frames: int, img_size: int, max_shapes: int = 3, background: str = "smooth"
 ) -> tuple[torch.Tensor, torch.Tensor, int]:
     """Render one clip.
 
     Returns:
         pixels: float ``[3, T, H, W]`` in [0, 1]; fg: bool ``[T, H, W]``; label: direction class.
     """
-    pixels, fg, facts = render_clip_facts(seed, index, num_frames, img_size, max_shapes)
+    pixels, fg, facts = render_clip_facts(seed, index, num_frames, img_size, max_shapes, background)
     return pixels, fg, facts.direction
 
 
@@ -333,14 +354,18 @@ def _inside(kind: int, dy: torch.Tensor, dx: torch.Tensor, threshold: float | to
     return dy.abs() + dx.abs() <= threshold
 
 
-def _background(draws: _BackgroundDraws, yy: torch.Tensor, xx: torch.Tensor, size: int) -> torch.Tensor:
-    """Static smooth texture ``[..., 3, H, W]`` (not clamped): a base colour plus a few
-    low-frequency waves. ``yy``, ``xx``: pixel centres broadcastable to ``[H, W]``."""
+def _background(
+    draws: _BackgroundDraws, yy: torch.Tensor, xx: torch.Tensor, size: int, kind: str
+) -> torch.Tensor:
+    """Static texture ``[..., 3, H, W]`` (not clamped): a base colour plus a few waves whose
+    frequencies the ``kind`` sets (:data:`BACKGROUND_CYCLES`). ``yy``, ``xx``: pixel centres
+    broadcastable to ``[H, W]``."""
+    lowest, spread = BACKGROUND_CYCLES[check_background(kind)]
     lead = draws.base.shape[:-3]
     base = 0.25 + 0.5 * draws.base
     pattern = torch.zeros(*lead, 3, size, size)
     for wave in range(draws.freq.shape[-2]):
-        freq = (1.0 + 3.0 * draws.freq[..., wave, :]) * 2 * math.pi / size  # [..., 2]
+        freq = (lowest + spread * draws.freq[..., wave, :]) * 2 * math.pi / size  # [..., 2]
         phase = 2 * math.pi * draws.phase[..., wave, :].unsqueeze(-1)  # [..., 1, 1]
         amp = 0.06 + 0.08 * draws.amp[..., wave, :, :, :]  # [..., 3, 1, 1]
         angle = freq[..., 0, None, None] * yy + freq[..., 1, None, None] * xx + phase  # [..., H, W]
@@ -368,24 +393,24 @@ def _stripes(x_term: torch.Tensor, y_term: torch.Tensor, freq: float | torch.Ten
 # --- One clip (the reference) -------------------------------------------------------------------
 
 
-def render_background(seed: int, index: int, num_frames: int, img_size: int) -> torch.Tensor:
+def render_background(seed: int, index: int, num_frames: int, img_size: int, background: str = "smooth") -> torch.Tensor:
     """The clip's static background alone, float ``[3, T, H, W]`` in [0, 1]: what copying the
     background from anywhere in the clip would predict (a reference level for reconstruction)."""
     yy, xx = _pixel_grid(img_size)
     draws = _draw_background(_clip_generator(seed, index))
-    background = _background(draws, yy, xx, img_size).clamp(0, 1)
-    return background.unsqueeze(1).expand(3, num_frames, img_size, img_size).clone()
+    pixels = _background(draws, yy, xx, img_size, background).clamp(0, 1)
+    return pixels.unsqueeze(1).expand(3, num_frames, img_size, img_size).clone()
 
 
 def render_clip_facts(
-    seed: int, index: int, num_frames: int, img_size: int, max_shapes: int = 3
+    seed: int, index: int, num_frames: int, img_size: int, max_shapes: int = 3, background: str = "smooth"
 ) -> tuple[torch.Tensor, torch.Tensor, ClipFacts]:
     """Render one clip: pixels ``[3, T, H, W]`` in [0, 1], fg bool ``[T, H, W]``, and its facts."""
     draws = _draw_clip(_clip_generator(seed, index), max_shapes)
     size, frames = img_size, num_frames
     yy, xx = _pixel_grid(size)
 
-    video = _background(draws.background, yy, xx, size).unsqueeze(1).expand(3, frames, size, size).clone()
+    video = _background(draws.background, yy, xx, size, background).unsqueeze(1).expand(3, frames, size, size).clone()
     fg = torch.zeros(frames, size, size, dtype=torch.bool)
     unit = _unit_velocity(draws.direction)
     t = torch.arange(frames, dtype=torch.float32).view(frames, 1, 1)
@@ -461,18 +486,19 @@ class _Covered:
 
 
 def render_batch(
-    seed: int, indices: Sequence[int], num_frames: int, img_size: int, max_shapes: int = 3
+    seed: int, indices: Sequence[int], num_frames: int, img_size: int, max_shapes: int = 3, background: str = "smooth"
 ) -> tuple[torch.Tensor, torch.Tensor, list[ClipFacts]]:
     """Render several clips at once, bit-identical to :func:`render_clip_facts` clip by clip.
 
     Returns:
         pixels: float ``[B, 3, T, H, W]`` in [0, 1]; fg: bool ``[B, T, H, W]``; the clips' facts.
     """
-    return _render_clips(seed, indices, num_frames, img_size, max_shapes)
+    return _render_clips(seed, indices, num_frames, img_size, max_shapes, background)
 
 
 def _render_clips(
-    seed: int, indices: Sequence[int], frames: int, size: int, max_shapes: int, pixel_map: PixelMap | None = None
+    seed: int, indices: Sequence[int], frames: int, size: int, max_shapes: int, background: str,
+    pixel_map: PixelMap | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, list[ClipFacts]]:
     """:func:`render_batch`, with ``pixel_map`` (e.g. normalize) applied to every final pixel.
 
@@ -487,10 +513,10 @@ def _render_clips(
     covered = _covered_pixels(shapes, frames, size)
     colours = _shape_colours(shapes, covered).clamp(0, 1)  # [E, 3]
     centres = _pixel_centres(size)
-    background = _background(_stack_backgrounds(draws), centres.view(size, 1), centres, size).clamp(0, 1)
+    canvas = _background(_stack_backgrounds(draws), centres.view(size, 1), centres, size, background).clamp(0, 1)
     if pixel_map is not None:  # on clamped values, as when mapping the finished clips
-        background, colours = pixel_map(background, 1), pixel_map(colours, 1)
-    pixels = background.unsqueeze(2).expand(-1, -1, frames, -1, -1).contiguous()  # [B, 3, T, H, W]
+        canvas, colours = pixel_map(canvas, 1), pixel_map(colours, 1)
+    pixels = canvas.unsqueeze(2).expand(-1, -1, frames, -1, -1).contiguous()  # [B, 3, T, H, W]
     _paste(pixels, shapes, covered, colours)
     fg = torch.zeros(len(draws), frames, size, size, dtype=torch.bool)
     fg.view(-1).index_fill_(0, covered.pixel, True)
@@ -625,10 +651,11 @@ VAL_SEED_OFFSET = 10_000
 @register_data_source("synthetic")
 def synthetic_source(
     split: str, geometry: ClipGeometry, seed: int, num_clips: int = 100_000, val_clips: int = 256, max_shapes: int = 3,
-    label: str = "direction",
+    label: str = "direction", background: str = "smooth",
 ) -> SyntheticClips:
     """The built-in moving-shapes clips: ``num_clips`` training or ``val_clips`` held-out clips
-    (held-out clips from another seed family), labelled with the ``label`` set."""
+    (held-out clips from another seed family), labelled with the ``label`` set, over a
+    ``background`` of that kind."""
     return SyntheticClips(
         num_clips=int(num_clips if split == "train" else val_clips),
         num_frames=geometry.num_frames,
@@ -638,4 +665,5 @@ def synthetic_source(
         seed=seed if split == "train" else seed + VAL_SEED_OFFSET,
         max_shapes=int(max_shapes),
         label=str(label),
+        background=str(background),
     )

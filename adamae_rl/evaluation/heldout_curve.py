@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 import torch
 
 from adamae_rl.cli import ArgumentParser, run_command
-from adamae_rl.data.synthetic import VAL_SEED_OFFSET, SyntheticClips
+from adamae_rl.data.synthetic import BACKGROUNDS, VAL_SEED_OFFSET, SyntheticClips
 from adamae_rl.evaluation.references import reference_losses
 from adamae_rl.models import build_mae
 from adamae_rl.models.attention_bias import ATTN_BIASES
@@ -48,6 +48,7 @@ class CurveSettings:
     decoder_depth: int = 2
     decoder_num_heads: int = 2
     max_shapes: int = 3
+    background: str = "smooth"
     val_clips: int = 64
     eval_every: int = 100
     seed: int = 0
@@ -66,7 +67,8 @@ def heldout_curve(s: CurveSettings) -> dict:
                       decoder_depth=s.decoder_depth, decoder_num_heads=s.decoder_num_heads)
     n = model.cfg.num_tokens
     geometry = dict(num_frames=model.cfg.num_frames, img_size=model.cfg.img_size,
-                    patch_size=model.cfg.patch_size, tubelet_size=model.cfg.tubelet_size, max_shapes=s.max_shapes)
+                    patch_size=model.cfg.patch_size, tubelet_size=model.cfg.tubelet_size, max_shapes=s.max_shapes,
+                    background=s.background)
     train = SyntheticClips(num_clips=100_000, seed=s.seed, **geometry)
     val = SyntheticClips(num_clips=s.val_clips, seed=VAL_SEED_OFFSET, **geometry)
     val_video = torch.stack([val[i]["video"] for i in range(s.val_clips)])
@@ -127,6 +129,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for name in ("steps", "warmup_steps", "batch_size", "decoder_embed_dim", "decoder_depth", "decoder_num_heads",
                  "max_shapes", "val_clips", "eval_every", "seed"):
         p.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(d, name))
+    p.add_argument("--background", choices=BACKGROUNDS, default=d.background,
+                   help="the clips' background (fine: the data before data.background existed)")
     p.add_argument("--lr", type=float, default=d.lr)
     p.add_argument("--out", help="also write the result as JSON here")
     return p.parse_args(argv)

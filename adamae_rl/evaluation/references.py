@@ -45,9 +45,9 @@ def reference_losses(clips: SyntheticClips, indices: list[int], mask: torch.Tens
     """
     pixels, background = [], []
     for index in indices:
-        clip, _, _ = render_clip_facts(clips.seed, index, clips.num_frames, clips.img_size, clips.max_shapes)
+        clip, _, _ = render_clip_facts(clips.seed, index, clips.num_frames, clips.img_size, clips.max_shapes, clips.background)
         pixels.append(clip)
-        background.append(render_background(clips.seed, index, clips.num_frames, clips.img_size))
+        background.append(render_background(clips.seed, index, clips.num_frames, clips.img_size, clips.background))
     target = torch.stack(pixels)  # [B, 3, T, H, W]
     mean = target.mean(dim=(2, 3, 4), keepdim=True).expand_as(target)
     out = {}

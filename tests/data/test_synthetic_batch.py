@@ -8,7 +8,7 @@ from torch.utils.data import default_collate
 
 from adamae_rl.data import synthetic
 from adamae_rl.data.loader import ClipStream
-from adamae_rl.data.synthetic import SyntheticClips, render_batch, render_clip_facts
+from adamae_rl.data.synthetic import BACKGROUNDS, SyntheticClips, render_background, render_batch, render_clip_facts
 
 # Unsorted, with a repeat: the batch must not depend on the order or uniqueness of its indices.
 INDICES = [0, 5, 3, 12, 5, 40, 41, 7]
@@ -22,15 +22,16 @@ def _has_overlaps(seed: int, indices: list[int], frames: int, size: int, max_sha
     return covered.pixel.unique().numel() < covered.pixel.numel()
 
 
+@pytest.mark.parametrize("background", BACKGROUNDS)
 @pytest.mark.parametrize("frames, size", [(16, 64), (8, 32), (2, 8)])  # (2, 8): windows span the frame
 @pytest.mark.parametrize("max_shapes", [1, 3])
 @pytest.mark.parametrize("seed", [0, 7, 10_000])
-def test_render_batch_equals_clip_by_clip(seed: int, max_shapes: int, frames: int, size: int) -> None:
-    pixels, fg, facts = render_batch(seed, INDICES, frames, size, max_shapes)
+def test_render_batch_equals_clip_by_clip(seed: int, max_shapes: int, frames: int, size: int, background: str) -> None:
+    pixels, fg, facts = render_batch(seed, INDICES, frames, size, max_shapes, background)
     assert pixels.shape == (len(INDICES), 3, frames, size, size) and pixels.dtype == torch.float32
     assert fg.shape == (len(INDICES), frames, size, size) and fg.dtype == torch.bool
     for row, index in enumerate(INDICES):
-        clip_pixels, clip_fg, clip_facts = render_clip_facts(seed, index, frames, size, max_shapes)
+        clip_pixels, clip_fg, clip_facts = render_clip_facts(seed, index, frames, size, max_shapes, background)
         assert torch.equal(pixels[row], clip_pixels), (seed, index)
         assert torch.equal(fg[row], clip_fg), (seed, index)
         assert facts[row] == clip_facts
@@ -66,6 +67,45 @@ def test_clip_draws_are_pinned(
     assert facts == synthetic.ClipFacts(direction, kinds, radii, speeds)
     assert int(fg.sum()) == fg_pixels
     assert render_batch(seed, [index], frames, size, max_shapes)[2] == [facts]
+
+
+# Pixel sums of a few clips per background, pinned. The "fine" sums were recorded from the renderer
+# before data.background existed: that background is the previous data, pixel for pixel.
+PINNED_SUMS = {
+    "fine": {(0, 0, 16, 64, 3): 91689.267, (7, 5, 8, 32, 1): 10124.6368, (10_000, 41, 16, 64, 3): 116748.9885},
+    "smooth": {(0, 0, 16, 64, 3): 94431.917, (7, 5, 8, 32, 1): 10260.2264, (10_000, 41, 16, 64, 3): 115563.0489},
+}
+
+
+@pytest.mark.parametrize("background", BACKGROUNDS)
+def test_pixels_are_pinned_per_background(background: str) -> None:
+    for clip, total in PINNED_SUMS[background].items():
+        pixels, fg, facts = render_clip_facts(*clip, background)
+        assert float(pixels.double().sum()) == pytest.approx(total, abs=1e-3), clip
+        # The background changes the pixels under no shape, and nothing else.
+        other = render_clip_facts(*clip, "fine" if background == "smooth" else "smooth")
+        assert torch.equal(fg, other[1]) and facts == other[2]
+        assert torch.equal(pixels[:, fg], other[0][:, fg])
+
+
+def test_smooth_background_varies_less_from_token_to_token() -> None:
+    """The point of the smooth kind: neighbouring 8-pixel tokens' mean colours are close."""
+    def neighbour_step(background: str) -> float:
+        steps = []
+        for index in range(8):
+            frame = render_background(0, index, 2, 64, background)[:, 0]  # [3, 64, 64]
+            tokens = frame.unfold(1, 8, 8).unfold(2, 8, 8).mean((-1, -2))  # [3, 8, 8]
+            steps.append((tokens[:, :, 1:] - tokens[:, :, :-1]).abs().mean())
+        return float(torch.stack(steps).mean())
+
+    assert neighbour_step("smooth") < 0.5 * neighbour_step("fine")  # measured: 0.049 against 0.119
+
+
+def test_unknown_background_lists_the_known_ones() -> None:
+    with pytest.raises(ValueError, match=r"^background must be one of smooth, fine; got 'plain'$"):
+        SyntheticClips(num_clips=1, background="plain", **GEOMETRY)
+    with pytest.raises(ValueError, match=r"^background must be one of smooth, fine; got 'plain'$"):
+        render_background(0, 0, 2, 8, "plain")
 
 
 def _assert_same_items(items: list[dict], expected: list[dict]) -> None:
