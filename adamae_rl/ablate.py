@@ -28,6 +28,7 @@ from adamae_rl.builders import plain
 from adamae_rl.cli import run_command, setup_logging
 from adamae_rl.ablation.runner import run_ablation
 from adamae_rl.ablation.report import budget_line, cell_row, markdown_table, write_csv, write_plot
+from adamae_rl.data.synthetic import BACKGROUNDS
 
 log = logging.getLogger("adamae_rl.ablate")
 
@@ -61,6 +62,9 @@ def compose_config(overrides: list[str], train_overrides: list[str] | None = Non
         cfg.grid = load_grid_file(Path(cfg.grid_file))
     out = plain(cfg)
     out["train_overrides"] = list(out.get("train_overrides") or []) + list(train_overrides or [])
+    background = out["budget"].get("background")
+    if background is not None and background not in BACKGROUNDS:
+        raise ValueError(f"budget.background must be one of {', '.join(BACKGROUNDS)} or null; got {background!r}")
     return out
 
 

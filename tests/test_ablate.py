@@ -43,6 +43,12 @@ def test_other_grids_compose(grid: str) -> None:
     assert len(cells) == 2 * len(cfg["grid"]["cells"]) and len({c.name for c in cells}) == len(cells)
 
 
+def test_unknown_budget_background_lists_the_known_ones() -> None:
+    with pytest.raises(ValueError, match=r"^budget.background must be one of smooth, fine or null; got 'plain'$"):
+        compose_config(["budget.background=plain"])
+    assert compose_config(["budget.background=null"])["budget"]["background"] is None
+
+
 def test_commands_carry_the_budget(tmp_path: Path) -> None:
     cfg = compose_config(["seeds=[3]"], ["trainer.device=cpu"])
     cell = expand_grid(cfg["grid"], cfg["seeds"])[0]
@@ -52,6 +58,13 @@ def test_commands_carry_the_budget(tmp_path: Path) -> None:
                 "trainer.precision=fp32",
                 "trainer.resume=auto", "trainer.device=cpu", f"run_dir={tmp_path / cell.name}"):
         assert arg in cmd
+    assert "data.background=fine" in cmd  # the benchmark's background (ablate.yaml budget.background)
+    # Overrides that choose the background or other data keep theirs; a null budget leaves the training config's.
+    for overrides, expected in ((["data.background=smooth"], []), (["data=video", "data.train_list=l.txt"], []),
+                                (["data=synthetic"], ["data.background=fine"])):
+        mine = train_command(cell, cfg["budget"], overrides, tmp_path)
+        assert [a for a in mine if a.startswith("data.background")] == (overrides[:1] if "background" in overrides[0] else expected)
+    assert not any(a.startswith("data.background") for a in train_command(cell, {**cfg["budget"], "background": None}, [], tmp_path))
     assert "--random-init" in eval_command(tmp_path, cfg["eval"], random_init=True)
     assert split_argv(["a=1", "--", "b=2"]) == (["a=1"], ["b=2"])
     assert cell_name(["policy=tube", "mask_ratio=0.75"], 0) == "policy-tube_mask_ratio-0.75_s0"

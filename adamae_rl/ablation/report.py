@@ -193,7 +193,7 @@ def _run_text(out: Path, cells: Sequence[Cell]) -> tuple[str, str]:
                      f"tubelet {m['tubelet_size']}: {tokens} tokens; {target} targets)")
             data = cfg["data"]["name"]
             if data == "synthetic":
-                data = "synthetic moving shapes"
+                data = f"synthetic moving shapes ({cfg['data'].get('background', 'fine')} background)"
             return model, data
     return "n/a", "n/a"
 

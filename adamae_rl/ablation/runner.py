@@ -82,13 +82,26 @@ def train_command(cell: Cell, budget: dict, train_overrides: Sequence[str], run_
     steps = int(budget["max_steps"])
     blr = [] if budget.get("blr") is None else [f"optim.blr={float(budget['blr'])}"]
     precision = [] if budget.get("precision") is None else [f"trainer.precision={budget['precision']}"]
+    background = _background_override(budget.get("background"), [*cell.overrides, *train_overrides])
     return [
-        sys.executable, "-m", "adamae_rl.train", *cell.overrides, *blr, *precision, *train_overrides,
+        sys.executable, "-m", "adamae_rl.train", *cell.overrides, *blr, *precision, *background, *train_overrides,
         f"trainer.max_steps={steps}", f"trainer.batch_size={int(budget['batch_size'])}",
         f"trainer.eval_batches={int(budget['eval_batches'])}", f"trainer.eval_every={steps}",
         f"trainer.ckpt_every={int(budget['ckpt_every'])}", f"trainer.seed={cell.seed}",
         "trainer.progress=false", "trainer.tensorboard=false", "trainer.resume=auto", f"run_dir={run_dir}",
     ]
+
+
+def _background_override(background: str | None, overrides: Sequence[str]) -> list[str]:
+    """``data.background=...`` for the built-in synthetic clips, unless the overrides choose
+    other data or a background themselves (theirs wins), or the budget leaves it (None)."""
+    if background is None:
+        return []
+    for override in overrides:
+        key, _, value = str(override).lstrip("+~").partition("=")
+        if key == "data.background" or (key == "data" and value != "synthetic"):
+            return []
+    return [f"data.background={background}"]
 
 
 def eval_command(run_dir: Path, eval_cfg: dict, random_init: bool) -> list[str]:

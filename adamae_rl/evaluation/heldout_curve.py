@@ -7,7 +7,9 @@ decay 0.05, linear warm-up then cosine decay), and scores it every ``--eval-ever
 same held-out clips with the same masks. Before training it prints the reference levels on
 those clips and masks (``adamae_rl.evaluation.references``): the clip's mean colour, copying from
 the same place in another slice, and its static background. A loss at the mean-colour level means
-the MAE has learned colour only. The model is built with VideoMAE's layout unless ``--pos-embed``
+the MAE has learned colour only. Each figure is also given per group of masked tokens
+(``adamae_rl.evaluation.references.token_groups``): on a moving shape, background at a place
+visible in another slice, background at a place hidden in every slice. The model is built with VideoMAE's layout unless ``--pos-embed``
 or ``--attn-bias`` say otherwise (the training app's ``tiny`` config uses ``--attn-bias distance``).
 """
 
@@ -22,7 +24,7 @@ import torch
 
 from adamae_rl.cli import ArgumentParser, run_command
 from adamae_rl.data.synthetic import BACKGROUNDS, VAL_SEED_OFFSET, SyntheticClips
-from adamae_rl.evaluation.references import reference_losses
+from adamae_rl.evaluation.references import reference_token_errors, token_groups
 from adamae_rl.models import build_mae
 from adamae_rl.models.attention_bias import ATTN_BIASES
 from adamae_rl.models.videomae import POS_EMBEDS
@@ -73,8 +75,15 @@ def heldout_curve(s: CurveSettings) -> dict:
     val = SyntheticClips(num_clips=s.val_clips, seed=VAL_SEED_OFFSET, **geometry)
     val_video = torch.stack([val[i]["video"] for i in range(s.val_clips)])
     val_mask = _fixed_masks(s.val_clips, n, round(s.mask_ratio * n))
-    out = {"references": reference_losses(val, list(range(s.val_clips)), val_mask), "curve": {}, "settings": asdict(s)}
-    print(json.dumps({"references": out["references"]}), flush=True)
+    groups = token_groups(torch.stack([val[i]["fg_tokens"] for i in range(s.val_clips)]), val_mask, model.cfg.grid[0])
+    references = reference_token_errors(val, list(range(s.val_clips)), val_mask)
+    out = {
+        "references": {name: float(e[val_mask].mean()) for name, e in references.items()},
+        "group_shares": {g: float(m.sum() / val_mask.sum()) for g, m in groups.items()},
+        "reference_groups": {name: _group_means(e, groups) for name, e in references.items()},
+        "curve": {}, "groups": {}, "settings": asdict(s),
+    }
+    print(json.dumps({k: out[k] for k in ("references", "group_shares", "reference_groups")}), flush=True)
 
     opt = torch.optim.AdamW(param_groups(model, 0.05), lr=s.lr, betas=(0.9, 0.95))
     gen = torch.Generator().manual_seed(s.seed + 1)
@@ -93,8 +102,11 @@ def heldout_curve(s: CurveSettings) -> dict:
         loss.backward()
         opt.step()
         if step % s.eval_every == 0 or step == s.steps:
-            out["curve"][step] = _heldout_loss(model, val_video, val_mask)
+            errors = _heldout_errors(model, val_video, val_mask)
+            out["curve"][step] = float(errors[val_mask].mean())
+            out["groups"][step] = _group_means(errors, groups)
             print(json.dumps({"step": step, "heldout_loss": round(out["curve"][step], 5),
+                              **{g: round(v, 5) for g, v in out["groups"][step].items()},
                               "seconds": round(time.perf_counter() - start)}), flush=True)
     return out
 
@@ -109,12 +121,18 @@ def _fixed_masks(count: int, num_tokens: int, num_masked: int, seed: int = 123) 
 
 
 @torch.no_grad()
-def _heldout_loss(model, video: torch.Tensor, mask: torch.Tensor, batch: int = 16) -> float:
-    """Mean raw-pixel error over every masked token of the held-out clips (video ``[M, C, T, H, W]``, mask ``[M, N]``)."""
+def _heldout_errors(model, video: torch.Tensor, mask: torch.Tensor, batch: int = 16) -> torch.Tensor:
+    """Raw-pixel error per token ``[M, N]`` (0 where visible) of the held-out clips (video
+    ``[M, C, T, H, W]``, mask ``[M, N]``)."""
     model.eval()
-    errors = [model.token_errors(video[i:i + batch], mask[i:i + batch])[mask[i:i + batch]] for i in range(0, len(video), batch)]
+    errors = [model.token_errors(video[i:i + batch], mask[i:i + batch]) for i in range(0, len(video), batch)]
     model.train()
-    return float(torch.cat(errors).mean())
+    return torch.cat(errors)
+
+
+def _group_means(errors: torch.Tensor, groups: dict[str, torch.Tensor]) -> dict[str, float]:
+    """Mean of ``errors`` ``[M, N]`` over each group's tokens (NaN for an empty group)."""
+    return {name: float(errors[members].mean()) if members.any() else float("nan") for name, members in groups.items()}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -14,6 +14,11 @@ per token, averaged over the masked tokens):
   the mask actually drawn.
 
 An MAE whose held-out loss falls clearly below ``static_background`` predicts moving content too.
+
+:func:`token_groups` splits the masked tokens where these levels differ: tokens on a moving shape
+(all of ``static_background``'s error), background at a place visible in another slice (where
+copying over time works) and background at a place hidden in every slice (where it must be
+inferred from other places).
 """
 
 from __future__ import annotations
@@ -36,13 +41,21 @@ def reference_losses(clips: SyntheticClips, indices: list[int], mask: torch.Tens
     """Reference levels on ``clips[indices]``.
 
     Args:
-        clips: synthetic clips (their seed, sizes and shape count define the pixels).
+        clips: synthetic clips (their seed, sizes, shape count and background define the pixels).
         indices: which clips.
         mask: bool ``[len(indices), N]``, True = masked: the tokens scored (None = every token,
             the expectation under uniformly random masking).
     Returns:
-        ``{"mean_colour": float, "static_background": float}``.
+        ``{"mean_colour": float, "static_background": float}``, and ``"same_place_copy"`` with a mask.
     """
+    errors = reference_token_errors(clips, indices, mask)
+    return {name: float((e if mask is None else e[mask]).mean()) for name, e in errors.items()}
+
+
+def reference_token_errors(
+    clips: SyntheticClips, indices: list[int], mask: torch.Tensor | None = None
+) -> dict[str, torch.Tensor]:
+    """Per-token errors ``[len(indices), N]`` of each reference (see :func:`reference_losses`)."""
     pixels, background = [], []
     for index in indices:
         clip, _, _ = render_clip_facts(clips.seed, index, clips.num_frames, clips.img_size, clips.max_shapes, clips.background)
@@ -52,15 +65,33 @@ def reference_losses(clips: SyntheticClips, indices: list[int], mask: torch.Tens
     mean = target.mean(dim=(2, 3, 4), keepdim=True).expand_as(target)
     out = {}
     for name, pred in (("mean_colour", mean), ("static_background", torch.stack(background))):
-        errors = patch_errors(pred, target, clips.patch_size, clips.tubelet_size)  # [B, N]
-        if mask is not None:
-            if tuple(mask.shape) != tuple(errors.shape):
-                raise ValueError(f"mask shape {tuple(mask.shape)} does not match [clips, N] = {list(errors.shape)}")
-            errors = errors[mask]
-        out[name] = float(errors.mean())
+        out[name] = patch_errors(pred, target, clips.patch_size, clips.tubelet_size)  # [B, N]
     if mask is not None:
-        out["same_place_copy"] = float(same_place_copy_errors(target, mask, clips.patch_size, clips.tubelet_size)[mask].mean())
+        if tuple(mask.shape) != tuple(out["mean_colour"].shape):
+            raise ValueError(f"mask shape {tuple(mask.shape)} does not match [clips, N] = {list(out['mean_colour'].shape)}")
+        out["same_place_copy"] = same_place_copy_errors(target, mask, clips.patch_size, clips.tubelet_size)
     return out
+
+
+TOKEN_GROUPS = ("shape", "background_seen", "background_hidden")
+
+
+def token_groups(fg_tokens: torch.Tensor, mask: torch.Tensor, num_slices: int) -> dict[str, torch.Tensor]:
+    """The masked tokens in three groups, each bool ``[B, N]`` (together exactly ``mask``).
+
+    Args:
+        fg_tokens: bool ``[B, N]``, True = the token covers a moving shape; mask: bool ``[B, N]``,
+            True = masked; num_slices: temporal slices ``T'`` of the ``(t h w)`` token order.
+    Returns:
+        ``shape``: masked tokens on a moving shape; ``background_seen``: masked background tokens
+        whose place is visible in another slice; ``background_hidden``: masked background tokens
+        whose place is masked in every slice.
+    """
+    batch, tokens = mask.shape
+    visible = ~mask.reshape(batch, num_slices, tokens // num_slices)
+    seen = visible.any(dim=1, keepdim=True).expand_as(visible).reshape(batch, tokens)
+    background = mask & ~fg_tokens
+    return {"shape": mask & fg_tokens, "background_seen": background & seen, "background_hidden": background & ~seen}
 
 
 def same_place_copy_errors(target: torch.Tensor, mask: torch.Tensor, patch_size: int, tubelet_size: int) -> torch.Tensor:

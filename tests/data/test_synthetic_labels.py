@@ -77,3 +77,17 @@ def test_same_place_copy_takes_the_nearest_visible_slice_or_the_mean_colour() ->
     full[:, ::3] = False
     levels = reference_losses(clips, [0, 1, 2, 3], full)
     assert levels["same_place_copy"] < levels["mean_colour"]
+
+
+def test_token_groups_split_the_masked_tokens() -> None:
+    from adamae_rl.evaluation.references import token_groups
+
+    # 1 clip, grid (2 slices, 3 places): 6 tokens in (t h w) order.
+    mask = torch.tensor([[True, True, False, True, True, True]])  # place 2 visible in slice 0 only
+    fg = torch.tensor([[True, False, False, False, True, False]])
+    groups = token_groups(fg, mask, num_slices=2)
+    assert groups["shape"].tolist() == [[True, False, False, False, True, False]]
+    assert groups["background_seen"].tolist() == [[False, False, False, False, False, True]]  # place 2, slice 1
+    assert groups["background_hidden"].tolist() == [[False, True, False, True, False, False]]  # places 1 and 0
+    total = groups["shape"].int() + groups["background_seen"].int() + groups["background_hidden"].int()
+    assert torch.equal(total.bool(), mask) and int(total.max()) == 1

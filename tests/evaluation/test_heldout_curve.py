@@ -14,6 +14,17 @@ def test_curve_reports_references_and_requested_steps() -> None:
     refs = out["references"]
     assert 0 < refs["static_background"] < refs["mean_colour"]
     assert all(loss > 0 for loss in out["curve"].values())
+    # The groups split the masked tokens: their shares sum to 1 and weight the group means into the loss.
+    shares = out["group_shares"]
+    assert set(shares) == {"shape", "background_seen", "background_hidden"} and sum(shares.values()) == pytest.approx(1)
+    for step, loss in out["curve"].items():
+        present = {g: v for g, v in out["groups"][step].items() if shares[g] > 0}
+        assert sum(shares[g] * v for g, v in present.items()) == pytest.approx(loss, rel=1e-5)
+    level = out["reference_groups"]["static_background"]
+    for group in ("background_seen", "background_hidden"):
+        assert shares[group] == 0 or level[group] == 0  # the static background is exact off the shapes
+    assert shares["shape"] > 0 and level["shape"] > 0
+    assert sum(shares[g] * v for g, v in level.items() if shares[g] > 0) == pytest.approx(refs["static_background"], rel=1e-5)
 
 
 def test_bad_ratio_is_one_line(capsys: pytest.CaptureFixture) -> None:
