@@ -45,11 +45,13 @@ LABELS = ("direction", "shape", "count", "speed", "direction_shape")
 
 # Background kinds: the spatial frequency of the background's three waves, in cycles per frame
 # side along each axis, as (lowest, range): a uniform draw u gives lowest + range * u.
-# - smooth (default): 0.25-1 cycle; a 8-pixel token of a 64-pixel frame sees at most 1/8 of a
-#   period, so a background place hidden in every frame can be interpolated from its neighbours.
+# - smooth (default): 0.25-1 cycle; an 8-pixel token of a 64-pixel frame spans at most about a
+#   sixth of a period, so a background place hidden in every frame can be interpolated from its
+#   neighbours.
 # - fine: 1-4 cycles (periods down to ~11 pixels, under two tokens): at a 90% mask ratio a place
 #   hidden in every frame cannot be interpolated, and the background dominates the reconstruction
-#   error (the default before ``background`` existed; README, "What the synthetic benchmark ...").
+#   error; the data before ``background`` existed, and the ablation benchmark's (README, "The
+#   background decides what the benchmark measures").
 BACKGROUND_CYCLES: dict[str, tuple[float, float]] = {"smooth": (0.25, 0.75), "fine": (1.0, 3.0)}
 BACKGROUNDS = tuple(BACKGROUND_CYCLES)
 
