@@ -31,14 +31,18 @@ from adamae_rl.data import SyntheticClips
 from adamae_rl.envs import MaskedVideoGymEnv
 from adamae_rl.metrics import foreground_enrichment
 
-CLIPS = dict(num_frames=4, img_size=32, patch_size=8, tubelet_size=2)  # grid 2 x 4 x 4 = 32 tokens
+# The fine background (data.background=fine), where the figures in the README were measured: on the
+# smooth default this small setting's PPO reaches 1.10 (seed 0) instead of 1.31.
+BACKGROUND = "fine"
+CLIPS = dict(num_frames=4, img_size=32, patch_size=8, tubelet_size=2, background=BACKGROUND)  # grid 2 x 4 x 4 = 32 tokens
 MAE = dict(num_frames=4, img_size=32, depth=2, decoder_depth=1, norm_target=False)
 VAL_SEED_OFFSET = 10_000  # held-out clips come from another family than training clips
 
 
 def pretrain_mae(steps: int, mask_ratio: float, seed: int) -> torch.nn.Module:
     """The library's own loop with random masks: the MAE learns; masks are not learned here."""
-    env = make_env("tiny", "synthetic", batch_size=16, mask_ratio=mask_ratio, seed=seed, **MAE)
+    data = {"name": "synthetic", "background": BACKGROUND}
+    env = make_env("tiny", data, batch_size=16, mask_ratio=mask_ratio, seed=seed, **MAE)
     policy = make_policy("random", env=env)
     optim = torch.optim.AdamW(env.model.parameters(), lr=1e-3, betas=(0.9, 0.95))
     for _ in range(steps):
