@@ -268,8 +268,10 @@ def _run_all(jobs: Sequence[Job], options: EncodeOptions, workers: int, progress
 
 
 def _in_pool(jobs: Sequence[Job], options: EncodeOptions, workers: int):
-    # fork on Linux, as the loader does: workers need nothing but this module.
-    context = multiprocessing.get_context("fork") if sys.platform.startswith("linux") else None
+    # forkserver on Linux: workers need nothing but this module, and a fork of this process can
+    # hang in its first torch op when the parent's OpenMP pool was running (measured with
+    # OMP_NUM_THREADS=2: the pool's workers waited forever in a futex).
+    context = multiprocessing.get_context("forkserver") if sys.platform.startswith("linux") else None
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         futures: list[Future] = [pool.submit(run_job, job, options) for job in jobs]
         try:
