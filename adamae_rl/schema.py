@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
 
+from adamae_rl.data.synthetic import BACKGROUNDS, LABELS
 from adamae_rl.models.videomae import MAEConfig
 from adamae_rl.utils.signature import describe_error, signature_problems
 
@@ -102,10 +103,10 @@ class SyntheticData(_Section):
     val_clips: int = Field(ge=1)
     max_shapes: int = Field(ge=1)
     # Which labels the clips carry (evaluation only; training never reads them), so resumable.
-    label: Literal["direction", "shape", "count", "speed", "direction_shape"] = resumable("direction")
-    # The background's kind (adamae_rl.data.synthetic.BACKGROUNDS). The default here is what a run
-    # stored before the key existed trained on (fine); data/synthetic.yaml sets smooth.
-    background: Literal["smooth", "fine"] = "fine"
+    label: Literal[LABELS] = resumable("direction")
+    # The background's kind. The default here is what a run stored before the key existed trained
+    # on (fine); data/synthetic.yaml sets smooth.
+    background: Literal[BACKGROUNDS] = "fine"
     num_workers: int = resumable(ge=0)
 
 

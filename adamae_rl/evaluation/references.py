@@ -73,9 +73,6 @@ def reference_token_errors(
     return out
 
 
-TOKEN_GROUPS = ("shape", "background_seen", "background_hidden")
-
-
 def token_groups(fg_tokens: torch.Tensor, mask: torch.Tensor, num_slices: int) -> dict[str, torch.Tensor]:
     """The masked tokens in three groups, each bool ``[B, N]`` (together exactly ``mask``).
 
