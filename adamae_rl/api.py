@@ -35,6 +35,7 @@ def make_env(
     token_grad: bool = False,
     forward_module: nn.Module | None = None,
     decoder_mask: str | Mapping[str, Any] | None = None,
+    shard: tuple[int, int] = (0, 1),
     **model_overrides: Any,
 ) -> MaskedVideoEnv:
     """Build a :class:`MaskedVideoEnv`.
@@ -55,6 +56,8 @@ def make_env(
         decoder_mask: which masked tokens the decoder reconstructs: None/``"none"`` (all),
             ``"running_cell"``, ``"random"`` or ``{"name": ..., "ratio": ...}`` (VideoMAE V2's
             dual masking; see :mod:`adamae_rl.envs.decoder_masks`).
+        shard: ``(rank, world_size)``: this process's share of the clips under ``torchrun``
+            (every process passes the same ``seed``).
         model_overrides: MAE config fields for presets (``img_size``, ``norm_target``, ...).
     """
     if isinstance(model, str):
@@ -65,7 +68,8 @@ def make_env(
     if isinstance(data, (str, Mapping)):
         data_cfg = {"name": data} if isinstance(data, str) else data
         pin = torch.device(device or "cpu").type == "cuda"
-        clips = make_stream(data_cfg, split, geometry_of(model), batch_size, seed, pin_memory=pin)
+        clips = make_stream(data_cfg, split, geometry_of(model), batch_size, seed, pin_memory=pin,
+                            rank=shard[0], world_size=shard[1])
     else:
         clips = data
     return MaskedVideoEnv(model, clips, batch_size, mask_ratio, device=device, autocast_dtype=autocast_dtype,

@@ -25,12 +25,12 @@ from adamae_rl.models.presets import build_mae
 from adamae_rl.models.videomae import VideoMAE, compile_blocks
 from adamae_rl.objectives.reconstruction import ReconstructionLoss
 from adamae_rl.policies.registry import UnknownPolicyError
-from adamae_rl.schema import with_added_defaults
+from adamae_rl.schema import ConfigError, with_added_defaults
 from adamae_rl.utils.checkpoint import CheckpointError, load_checkpoint
-from adamae_rl.utils.distributed import Process
+from adamae_rl.utils.distributed import Process, seed_process
 from adamae_rl.utils.optim import adamw, param_groups, warmup_cosine
 
-PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def plain(cfg: Any) -> Any:
@@ -63,7 +63,9 @@ def build_model(model_cfg: Mapping[str, Any], load_weights: bool = True) -> Vide
     fields = dict(plain(model_cfg))
     preset = fields.pop("preset", "tiny")
     init_from = fields.pop("init_from", None)
+    checkpointing = bool(fields.pop("grad_checkpointing", False))
     model = build_mae(preset, **fields)
+    model.grad_checkpointing = checkpointing
     if init_from and load_weights:
         from adamae_rl.interop import init_from as load_pretrained
 
@@ -101,11 +103,75 @@ def native_bf16(device: torch.device) -> bool:
 
 def resolve_precision(precision: str, device: torch.device) -> str:
     """``trainer.precision``: ``auto`` -> ``bf16`` where :func:`native_bf16`, else ``fp32``;
-    ``fp32`` and ``bf16`` are kept as asked."""
+    ``fp32``, ``bf16`` and ``fp16`` (CUDA only: autocast with a gradient scaler, for GPUs without
+    bf16 such as the V100) are kept as asked."""
     if precision == "auto":
         return "bf16" if native_bf16(device) else "fp32"
     autocast_dtype(precision)  # refuses unknown names
+    if precision == "fp16" and device.type != "cuda":
+        raise ConfigError(f"trainer.precision=fp16 needs a CUDA GPU (device here: {device}); use bf16 or fp32")
     return precision
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """A run's batch and schedule in optimizer steps, resolved from the config, the number of
+    processes and the training list's length (epochs become steps here, once).
+
+    ``accum_steps`` micro-batches of ``batch_size`` clips on each of ``world_size`` processes make
+    one optimizer step of ``global_batch`` clips; the learning rates scale with ``global_batch``.
+    """
+
+    batch_size: int
+    world_size: int
+    accum_steps: int
+    steps_per_epoch: int | None  # None: the clip source has no length (an endless iterator)
+    max_steps: int
+    warmup_steps: int
+    lr: float
+    min_lr: float
+
+    @property
+    def global_batch(self) -> int:
+        return self.batch_size * self.world_size * self.accum_steps
+
+
+def resolve_accum_steps(trainer: Mapping[str, Any], world_size: int) -> int:
+    """``trainer.accum_steps``, or the count that ``trainer.global_batch_size`` needs on this many processes."""
+    batch, wanted = int(trainer["batch_size"]), trainer.get("global_batch_size")
+    if wanted is None:
+        return int(trainer.get("accum_steps", 1))
+    per_step = batch * world_size
+    if int(wanted) % per_step:
+        raise ConfigError(
+            f"trainer.global_batch_size={wanted} is not divisible by batch_size {batch} x {world_size} processes "
+            f"= {per_step}: change trainer.batch_size or the number of processes"
+        )
+    return int(wanted) // per_step
+
+
+def plan_run(cfg: Mapping[str, Any], world_size: int, batches_per_epoch: int | None) -> RunPlan:
+    """The :class:`RunPlan` of ``cfg`` on ``world_size`` processes; ``batches_per_epoch``: global
+    micro-batches in one epoch of the training list (None for a clip source without length)."""
+    trainer, optim = cfg["trainer"], cfg["optim"]
+    batch = int(trainer["batch_size"])
+    accum = resolve_accum_steps(trainer, world_size)
+    per_epoch = max(batches_per_epoch // accum, 1) if batches_per_epoch else None
+
+    def steps(count: Any, epochs: Any, what: str) -> int:
+        if epochs is None:
+            return int(count)
+        if per_epoch is None:
+            raise ConfigError(f"{what} is given in epochs, but the clip source has no length; give it in steps")
+        return max(round(float(epochs) * per_epoch), 0)
+
+    max_steps = max(steps(trainer.get("max_steps"), trainer.get("max_epochs"), "trainer.max_epochs"), 1)
+    warmup = steps(optim.get("warmup_steps"), optim.get("warmup_epochs"), "optim.warmup_epochs")
+    global_batch = batch * world_size * accum
+    lr = float(optim["blr"]) * global_batch / 256
+    min_blr = optim.get("min_blr")
+    min_lr = float(min_blr) * global_batch / 256 if min_blr is not None else float(optim["min_lr"])
+    return RunPlan(batch, world_size, accum, per_epoch, max_steps, warmup, lr, min_lr)
 
 
 @dataclass
@@ -125,8 +191,11 @@ class RunParts:
     policy_loss: nn.Module
     opt_mae: torch.optim.Optimizer
     sched_mae: Any
+    plan: RunPlan | None = None
     opt_policy: torch.optim.Optimizer | None = None
     sched_policy: Any = None
+    # fp16 only: one loss scaler for every optimizer (see train.train_step).
+    scaler: torch.amp.GradScaler | None = None
 
     @property
     def learnable(self) -> bool:
@@ -157,20 +226,23 @@ def unwrap(module: nn.Module) -> nn.Module:
 def build_run(cfg: Mapping[str, Any], device: torch.device, proc: Process) -> RunParts:
     """The parts of a training run from a validated config (``adamae_rl.schema``).
 
-    Every process starts from identical weights (seeded by ``trainer.seed``) and reads its own
-    clip order. Under ``torchrun`` the MAE's forward and the learnable policy are wrapped in
-    DistributedDataParallel here, where they are built.
+    Every process starts from identical weights (seeded by ``trainer.seed``), reads its own share
+    of each epoch's clips, and then draws its own masks and augmentation (torch, NumPy and Python
+    RNGs seeded by :func:`~adamae_rl.utils.distributed.process_seed`). Under ``torchrun`` the MAE's
+    forward and the learnable policy are wrapped in DistributedDataParallel here, where they are built.
     """
     trainer, optim = cfg["trainer"], cfg["optim"]
     seed, batch, mask_ratio = int(trainer["seed"]), int(trainer["batch_size"]), float(cfg["mask_ratio"])
-    precision = autocast_dtype(resolve_precision(trainer["precision"], device))
+    precision_name = resolve_precision(trainer["precision"], device)
+    precision = autocast_dtype(precision_name)
+    resolve_accum_steps(trainer, proc.world_size)  # a global batch that does not divide: before any work
     torch.manual_seed(seed)  # identical initial weights on every process
     model = build_model(cfg["model"]).to(device)
     ddp_ids = [device.index] if device.type == "cuda" else None
     forward = _ddp(model, ddp_ids) if proc.distributed else None  # syncs the MAE's gradients
-    env = make_env(model, cfg["data"], batch, mask_ratio, seed + 1009 * proc.rank, device, "train", precision,
+    env = make_env(model, cfg["data"], batch, mask_ratio, seed, device, "train", precision,
                    token_grad=bool(cfg.get("token_grad", False)), forward_module=forward,
-                   decoder_mask=cfg.get("decoder_mask"))
+                   decoder_mask=cfg.get("decoder_mask"), shard=(proc.rank, proc.world_size))
     # Held-out evaluation reconstructs every masked token whatever the decoder mask, so that
     # eval/loss_recon compares across decoder masks.
     val_env = make_env(model, cfg["data"], batch, mask_ratio, seed, device, "val", precision)
@@ -178,20 +250,23 @@ def build_run(cfg: Mapping[str, Any], device: torch.device, proc: Process) -> Ru
     objective = dict(cfg["objective"])
     policy_loss = make_objective(objective.pop("name"), policy, **objective).to(device)
 
-    lr = optim["blr"] * batch * proc.world_size / 256
+    plan = plan_run(cfg, proc.world_size, getattr(env.clips, "batches_per_epoch", None))
     betas = tuple(optim["betas"])
-    opt_mae = adamw(param_groups(model, optim["weight_decay"]), lr, betas, eps=optim.get("eps", 1e-8))
-    sched_mae = warmup_cosine(opt_mae, optim["warmup_steps"], trainer["max_steps"], optim["min_lr"])
-    parts = RunParts(model, env, val_env, policy, ReconstructionLoss(), policy_loss, opt_mae, sched_mae)
+    opt_mae = adamw(param_groups(model, optim["weight_decay"]), plan.lr, betas, eps=optim.get("eps", 1e-8))
+    sched_mae = warmup_cosine(opt_mae, plan.warmup_steps, plan.max_steps, plan.min_lr)
+    parts = RunParts(model, env, val_env, policy, ReconstructionLoss(), policy_loss, opt_mae, sched_mae, plan=plan)
     if getattr(policy, "learnable", False):
         scale = optim["policy_lr_scale"]
-        parts.opt_policy = adamw(param_groups(policy, optim["policy_weight_decay"]), lr * scale, betas,
+        parts.opt_policy = adamw(param_groups(policy, optim["policy_weight_decay"]), plan.lr * scale, betas,
                                  eps=optim.get("policy_eps", 1e-8))
-        parts.sched_policy = warmup_cosine(parts.opt_policy, optim["warmup_steps"], trainer["max_steps"], optim["min_lr"] * scale)
+        parts.sched_policy = warmup_cosine(parts.opt_policy, plan.warmup_steps, plan.max_steps, plan.min_lr * scale)
         if proc.distributed:
             parts.policy = _ddp(policy, ddp_ids)
+    if precision_name == "fp16":
+        parts.scaler = torch.amp.GradScaler(device.type)
     if trainer.get("compile", False):
         compile_run(parts)
+    seed_process(seed, proc.rank)  # from here on, each process draws its own masks
     return parts
 
 
@@ -206,7 +281,9 @@ def compile_run(parts: RunParts) -> bool:
 def _ddp(module: nn.Module, device_ids: list[int] | None) -> nn.Module:
     from torch.nn.parallel import DistributedDataParallel
 
-    return DistributedDataParallel(module, device_ids=device_ids)
+    # No buffer broadcast in forward: the buffers (position tables) never change, and a forward
+    # with a collective in it would hang when one process skips a step that the others run.
+    return DistributedDataParallel(module, device_ids=device_ids, broadcast_buffers=False)
 
 
 def load_run(
@@ -269,6 +346,6 @@ def _load_weights(module: nn.Module, state: Any, what: str, path: Path) -> None:
 
 
 __all__ = [
-    "RunParts", "build_run", "unwrap", "plain", "import_plugins", "build_model", "build_policy_from_config",
+    "RunParts", "RunPlan", "plan_run", "build_run", "unwrap", "plain", "import_plugins", "build_model", "build_policy_from_config",
     "autocast_dtype", "load_run",
 ]

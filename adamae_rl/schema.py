@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import fields as dataclass_fields
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
 
 from adamae_rl.data.synthetic import BACKGROUNDS, LABELS
 from adamae_rl.models.videomae import MAEConfig
@@ -37,16 +37,37 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False, validate_default=True)
 
 
+def _one_of(values: BaseModel, steps_key: str, epochs_key: str, required: bool) -> None:
+    """A length given in steps or in epochs: not both (and, when ``required``, one of them)."""
+    steps, epochs = getattr(values, steps_key), getattr(values, epochs_key)
+    if steps is not None and epochs is not None:
+        raise ValueError(
+            f"{steps_key}={steps} and {epochs_key}={epochs} are both set: give one "
+            f"(e.g. {steps_key}=null to count in epochs)"
+        )
+    if required and steps is None and epochs is None:
+        raise ValueError(f"one of {steps_key} and {epochs_key} must be set")
+
+
 class TrainerConfig(_Section):
-    max_steps: int = resumable(ge=1)
-    batch_size: int = Field(ge=1)
+    # The run's length in optimizer steps, or in epochs of the training list (one of them; an
+    # epoch is every clip once, over all processes).
+    max_steps: int | None = resumable(ge=1)
+    max_epochs: float | None = resumable(None, gt=0)
+    batch_size: int = Field(ge=1)  # clips per process per micro-batch
+    # Micro-batches per optimizer step (gradient accumulation): the effective batch is
+    # batch_size * world_size * accum_steps, and the learning rate scales with it.
+    accum_steps: int = Field(1, ge=1)
+    # The effective batch to reach whatever the number of processes: accum_steps then follows as
+    # global_batch_size / (batch_size * world_size), which must be a whole number.
+    global_batch_size: int | None = Field(None, ge=1)
     log_every: int = resumable(ge=1)
     eval_every: int = resumable(ge=1)
     eval_batches: int = resumable(ge=1)
     ckpt_every: int = resumable(ge=1)
     keep_checkpoints: int = resumable(ge=0)
     device: str = resumable()
-    precision: Literal["fp32", "bf16", "auto"]
+    precision: Literal["fp32", "bf16", "fp16", "auto"]
     compile: bool = resumable(False)
     seed: int = Field(ge=0)
     resume: str = resumable()
@@ -60,11 +81,26 @@ class TrainerConfig(_Section):
     def _resume_text(cls, value: Any) -> Any:
         return {False: "never", None: "never"}.get(value, value) if not isinstance(value, str) else value
 
+    @model_validator(mode="after")
+    def _length(self) -> TrainerConfig:
+        _one_of(self, "max_steps", "max_epochs", required=True)
+        if self.global_batch_size is not None and self.accum_steps != 1:
+            raise ValueError(
+                f"accum_steps={self.accum_steps} and global_batch_size={self.global_batch_size} are both set: "
+                "give one (global_batch_size derives accum_steps from the number of processes)"
+            )
+        return self
+
 
 class OptimConfig(_Section):
     blr: float = Field(gt=0)
     min_lr: float = Field(ge=0)
-    warmup_steps: int = Field(ge=0)
+    # The floor as a base rate like blr (min_lr = min_blr * effective batch / 256, as VideoMAE and
+    # AdaMAE scale it); null keeps min_lr as given.
+    min_blr: float | None = Field(None, ge=0)
+    # Warmup in optimizer steps or in epochs (one of them).
+    warmup_steps: int | None = Field(ge=0)
+    warmup_epochs: float | None = Field(None, ge=0)
     weight_decay: float = Field(ge=0)
     betas: tuple[float, float]
     clip_grad: float | None = Field(default=None, gt=0)
@@ -74,6 +110,11 @@ class OptimConfig(_Section):
     eps: float = Field(default=1e-8, gt=0)
     policy_eps: float = Field(default=1e-8, gt=0)
 
+    @model_validator(mode="after")
+    def _warmup(self) -> OptimConfig:
+        _one_of(self, "warmup_steps", "warmup_epochs", required=True)
+        return self
+
     @field_validator("betas")
     @classmethod
     def _betas_in_range(cls, value: tuple[float, float]) -> tuple[float, float]:
@@ -82,11 +123,22 @@ class OptimConfig(_Section):
         return value
 
 
+# Keys of the ``model`` section that are not MAEConfig fields: which preset, where its weights
+# come from, and how its forward runs.
+RUN_MODEL_KEYS = ("preset", "init_from", "grad_checkpointing")
+
+
 def _model_section() -> type[BaseModel]:
     """``preset``, ``init_from`` (pre-trained weights) and any :class:`MAEConfig` field: sizes and
     counts >= 1, ratios > 0."""
     hints = typing.get_type_hints(MAEConfig)
-    spec: dict[str, Any] = {"preset": (str, ...), "init_from": (str | None, None)}
+    spec: dict[str, Any] = {
+        "preset": (str, ...),
+        "init_from": (str | None, None),
+        # Recompute each transformer block's activations in the backward pass instead of keeping
+        # them (less memory, ~1/3 more compute); weights are unaffected, so a resume may change it.
+        "grad_checkpointing": (bool, resumable(False)),
+    }
     for f in dataclass_fields(MAEConfig):
         kind = hints[f.name]
         constraint = {"ge": 1} if kind is int else {"gt": 0} if kind is float else {}
@@ -216,7 +268,9 @@ def _data_problems(data: Mapping[str, Any]) -> list[str]:
 def resumable_keys() -> set[str]:
     """Dotted keys that a resumed run may change (declared with :func:`resumable`)."""
     keys = set()
-    for prefix, section in (("", TrainConfig), ("trainer.", TrainerConfig), ("data.", SyntheticData), ("data.", VideoData)):
+    sections = (("", TrainConfig), ("trainer.", TrainerConfig), ("model.", ModelConfig), ("data.", SyntheticData),
+                ("data.", VideoData))
+    for prefix, section in sections:
         for name, info in section.model_fields.items():
             if (info.json_schema_extra or {}).get("resumable"):
                 keys.add(prefix + name)
@@ -294,7 +348,7 @@ def _decoder_mask_problems(cfg: Mapping[str, Any]) -> list[str]:
     from adamae_rl.models.presets import mae_config
     from adamae_rl.policies.distributions import count_masked
 
-    fields = {k: v for k, v in cfg["model"].items() if k not in ("preset", "init_from") and v is not None}
+    fields = {k: v for k, v in cfg["model"].items() if k not in RUN_MODEL_KEYS and v is not None}
     try:
         model = mae_config(str(cfg["model"]["preset"]), **fields)
     except ValueError:  # a plug-in preset: the env checks the decoder mask when it is built

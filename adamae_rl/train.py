@@ -21,7 +21,7 @@ import os
 import signal
 import sys
 import time
-from contextlib import nullcontext
+from contextlib import ExitStack, nullcontext
 from pathlib import Path
 
 import torch
@@ -36,7 +36,7 @@ from adamae_rl.training import hooks
 from adamae_rl.training.heldout import evaluate
 from adamae_rl.training.state import Progress, find_resume, restore, save_checkpoint, write_run_config
 from adamae_rl.utils import checkpoint as ckpt_io
-from adamae_rl.utils.distributed import Process, init_process, shutdown
+from adamae_rl.utils.distributed import Process, agree_any, agree_max, init_process, shutdown
 from adamae_rl.utils.files import atomic_write_json
 from adamae_rl.utils.logs import MetricLog
 from adamae_rl.utils.rundir import RunDirLock
@@ -83,24 +83,26 @@ def check_run_dir(run_dir: str | Path) -> None:
 def train(cfg: dict, run_dir: Path, proc: Process, device: torch.device, overrides: list[str] | None) -> dict:
     """The training loop, in a locked run directory."""
     started = time.perf_counter()
-    trainer, max_steps = cfg["trainer"], int(cfg["trainer"]["max_steps"])
+    trainer = cfg["trainer"]
     precision = autocast_dtype(trainer["precision"])
-    clips_per_step = int(trainer["batch_size"]) * proc.world_size
     if proc.is_main:  # temporary files of writes that a kill interrupted
         ckpt_io.remove_stale_temporaries(run_dir / "checkpoints")
         ckpt_io.remove_stale_temporaries(run_dir)
 
     parts = build_run(cfg, device, proc)
+    plan = parts.plan
+    max_steps, clips_per_step = plan.max_steps, plan.global_batch
     progress = Progress()
     resumed = find_resume(cfg, run_dir)
     if resumed is not None:
-        restore(parts, progress, resumed)
+        restore(parts, progress, resumed, proc)
         log.info("resumed from %s at step %d", run_dir / "checkpoints", progress.step)
     metrics_log = MetricLog(run_dir, trainer["tensorboard"], progress.step if resumed else None) if proc.is_main else None
     if proc.is_main:
         write_run_config(cfg, run_dir, overrides)
         log.info("run directory: %s", run_dir.resolve())
         hooks.describe(parts, cfg)
+        hooks.describe_plan(plan)
 
     window_start, window_clips = time.perf_counter(), 0
     # A policy with a schedule over training (e.g. loss_predictor's easy-to-hard share) reads the
@@ -108,13 +110,16 @@ def train(cfg: dict, run_dir: Path, proc: Process, device: torch.device, overrid
     set_progress = getattr(parts.policy_module, "set_progress", None)
     check_sampler_epsilon = hooks.SamplerEpsilonCheck(parts)
     hooks.discard_data_wait(parts)
-    with hooks.stop_on_signals(progress), hooks.progress_bar(trainer, progress.step, proc) as bar:
-        while progress.step < max_steps and progress.stop_signal is None:
+    stop_signal = 0  # a signal any process received, agreed once per step (0: none)
+    with hooks.stop_on_signals(progress), hooks.progress_bar(trainer, max_steps, progress.step, proc) as bar:
+        while progress.step < max_steps and not stop_signal:
             t0 = time.perf_counter()
             if set_progress is not None:
                 set_progress(progress.step / max_steps)
             metrics, td, finite = train_step(parts, cfg, precision)
             hooks.record_data_wait(parts, metrics, t0)
+            # Every process stops after the same step, whichever of them got the signal.
+            stop_signal = agree_max(progress.stop_signal or 0)
             if not finite:
                 hooks.handle_nonfinite(progress, metrics, trainer, run_dir)
                 continue
@@ -131,6 +136,8 @@ def train(cfg: dict, run_dir: Path, proc: Process, device: torch.device, overrid
                 rate = window_clips / max(time.perf_counter() - window_start, 1e-9)
                 window_start, window_clips = time.perf_counter(), 0
                 values = {**progress.window_means(), "train/lr": lr, "train/clips_per_s": rate}
+                if plan.steps_per_epoch:
+                    values["train/epoch"] = step / plan.steps_per_epoch
                 if getattr(parts.env.clips, "skipped", None) is not None:
                     values["data/skipped"] = parts.env.clips.skipped
                 if proc.is_main:
@@ -145,20 +152,20 @@ def train(cfg: dict, run_dir: Path, proc: Process, device: torch.device, overrid
                 if metrics_log:
                     metrics_log.log(step, progress.last_eval)
                     log.info("step %d: %s", step, hooks.fmt(progress.last_eval))
-            if proc.is_main and (step % trainer["ckpt_every"] == 0 or step == max_steps):
-                save_checkpoint(parts, progress, cfg, run_dir, periodic=step % trainer["ckpt_every"] == 0)
+            if step % trainer["ckpt_every"] == 0 or step == max_steps:  # every process: its RNG state goes in
+                save_checkpoint(parts, progress, cfg, run_dir, periodic=step % trainer["ckpt_every"] == 0, proc=proc)
             if bar is not None:
                 bar.update(1)
 
-    if progress.stop_signal is not None:  # SIGINT/SIGTERM: save and exit; the same command resumes
+    if stop_signal:  # SIGINT/SIGTERM to any process: rank 0 saves, every process exits
+        path = save_checkpoint(parts, progress, cfg, run_dir, periodic=False, proc=proc)
         if proc.is_main:
-            path = save_checkpoint(parts, progress, cfg, run_dir, periodic=False)
-            name = signal.Signals(progress.stop_signal).name
+            name = signal.Signals(stop_signal).name
             log.warning("%s at step %d: checkpoint saved to %s; run the same command again to resume", name, progress.step, path)
         if metrics_log:
             metrics_log.close()
         shutdown()
-        raise SystemExit(128 + progress.stop_signal)
+        raise SystemExit(128 + stop_signal)
 
     if not progress.last_eval:  # a resumed run that was already complete
         if proc.is_main:
@@ -179,7 +186,64 @@ def train(cfg: dict, run_dir: Path, proc: Process, device: torch.device, overrid
 
 
 def train_step(parts: RunParts, cfg: dict, precision: torch.dtype | None) -> tuple[dict, TensorDictBase, bool]:
-    """One update of the MAE (and the policy, if it learns). Returns (metrics, td, finite)."""
+    """One optimizer step of the MAE (and the policy, if it learns) over ``plan.accum_steps``
+    micro-batches. Returns (metrics, the last micro-batch's td, updated).
+
+    Whether to update is agreed by every process before the last backward (the one that
+    all-reduces gradients): a non-finite loss, or a policy's non-finite logits, on any process
+    skips the update on all of them, so none waits forever for the others' gradients.
+    """
+    accum = parts.plan.accum_steps if parts.plan is not None else 1
+    for opt in parts.optimizers:
+        opt.zero_grad(set_to_none=True)
+    sums: dict[str, torch.Tensor] = {}
+    local_ok, problem = True, {}
+    for index in range(accum):
+        last = index == accum - 1
+        terms, td, error = _micro_batch(parts, precision)
+        total = sum(value for key, value in terms.items() if key.startswith("loss_")) if error is None else None
+        ok = total is not None and bool(torch.isfinite(total))
+        if not ok and local_ok:  # the first problem of this step is the one reported
+            problem = {"train/policy_error": error} if error else {f"train/{k}": v.detach() for k, v in terms.items()}
+        local_ok = local_ok and ok
+        if last and agree_any(not local_ok)[0]:
+            for opt in parts.optimizers:  # what earlier micro-batches accumulated goes too
+                opt.zero_grad(set_to_none=True)
+            return problem or {"train/nonfinite_on": "another process"}, td, False
+        for key, value in terms.items():
+            sums[key] = sums.get(key, 0.0) + value.detach() / accum
+        if local_ok:
+            # Micro-batches before the last keep their gradients local (DDP no_sync); the last
+            # backward all-reduces the sum.
+            with nullcontext() if last else _no_sync(parts):
+                _backward(parts, total / accum)
+
+    metrics = {f"train/{key}": value for key, value in sums.items()}
+    clip = cfg["optim"].get("clip_grad")
+    if parts.scaler is not None:  # fp16: gradients back to their true scale before clipping and stepping
+        for opt in parts.optimizers:
+            parts.scaler.unscale_(opt)
+    if clip:
+        metrics["train/grad_norm"] = torch.nn.utils.clip_grad_norm_(parts.model.parameters(), clip)
+    for opt in parts.optimizers:
+        if parts.scaler is not None:
+            parts.scaler.step(opt)  # skipped by the scaler when its gradients overflowed
+        else:
+            opt.step()
+    if parts.scaler is not None:
+        parts.scaler.update()
+        metrics["train/loss_scale"] = parts.scaler.get_scale()
+    for scheduler in parts.schedulers:
+        scheduler.step()
+    metrics["train/lr"] = parts.opt_mae.param_groups[0]["lr"]
+    if "fg_tokens" in td.keys():
+        metrics["train/fg_enrichment"] = foreground_enrichment(td.get("mask"), td.get("fg_tokens"))
+    return metrics, td, True
+
+
+def _micro_batch(parts: RunParts, precision: torch.dtype | None) -> tuple[dict, TensorDictBase, str | None]:
+    """``env.reset -> policy -> env.step -> objectives`` on one micro-batch: (loss terms, td, the
+    policy's error message or None)."""
     device = parts.env.device
     autocast = torch.autocast(device.type, dtype=precision) if precision else nullcontext()
     td = parts.env.reset()
@@ -187,30 +251,25 @@ def train_step(parts: RunParts, cfg: dict, precision: torch.dtype | None) -> tup
         with autocast:
             td = parts.policy(td)
     except NonFiniteError as err:  # reported like a non-finite loss (stop, or skip the update)
-        return {"train/policy_error": str(err)}, td, False
+        return {}, td, str(err)
     td = parts.env.step(td)
     terms = {}
     for objective in parts.objectives:
         terms.update(objective(td).items())
-    total = sum(value for key, value in terms.items() if key.startswith("loss_"))
+    return terms, td, None
 
-    metrics = {f"train/{key}": value.detach() for key, value in terms.items()}
-    if not bool(torch.isfinite(total)):
-        return metrics, td, False
-    for opt in parts.optimizers:
-        opt.zero_grad(set_to_none=True)
-    total.backward()
-    clip = cfg["optim"].get("clip_grad")
-    if clip:
-        metrics["train/grad_norm"] = torch.nn.utils.clip_grad_norm_(parts.model.parameters(), clip)
-    for opt in parts.optimizers:
-        opt.step()
-    for scheduler in parts.schedulers:
-        scheduler.step()
-    metrics["train/lr"] = parts.opt_mae.param_groups[0]["lr"]
-    if "fg_tokens" in td.keys():
-        metrics["train/fg_enrichment"] = foreground_enrichment(td.get("mask"), td.get("fg_tokens"))
-    return metrics, td, True
+
+def _backward(parts: RunParts, loss: torch.Tensor) -> None:
+    (parts.scaler.scale(loss) if parts.scaler is not None else loss).backward()
+
+
+def _no_sync(parts: RunParts) -> ExitStack:
+    """Every DistributedDataParallel wrapper of the run in ``no_sync`` (gradients stay local)."""
+    stack = ExitStack()
+    for module in (parts.env.forward_module, parts.policy):
+        if hasattr(module, "no_sync"):
+            stack.enter_context(module.no_sync())
+    return stack
 
 
 # --------------------------------------------------------------------------------------------------

@@ -230,7 +230,7 @@ def test_bf16_autocast_run(tmp_path: Path) -> None:
 
 
 def test_bad_trainer_settings_are_named(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match=r"trainer.precision: input should be 'fp32', 'bf16' or 'auto' \(got 'fp8'\)"):
+    with pytest.raises(ValueError, match=r"trainer.precision: input should be 'fp32', 'bf16', 'fp16' or 'auto' \(got 'fp8'\)"):
         train.run(smoke_config("trainer.precision=fp8"), tmp_path / "a")
     with pytest.raises(ValueError, match="trainer.device must be auto, cpu, cuda"):
         train.run(smoke_config("trainer.device=tpu"), tmp_path / "b")
@@ -263,6 +263,9 @@ def test_resolve_precision_keeps_explicit_choices() -> None:
     assert resolve_precision("fp32", cpu) == "fp32" and resolve_precision("bf16", cpu) == "bf16"
     assert resolve_precision("auto", cpu) == ("bf16" if native_bf16(cpu) else "fp32")
     with pytest.raises(ValueError, match="trainer.precision must be one of"):
+        resolve_precision("fp8", cpu)
+    # fp16 needs a loss scaler on a CUDA GPU: refused on the CPU in one line.
+    with pytest.raises(ValueError, match=r"trainer.precision=fp16 needs a CUDA GPU \(device here: cpu\); use bf16 or fp32"):
         resolve_precision("fp16", cpu)
 
 

@@ -33,8 +33,14 @@ def make_stream(
     batch_size: int,
     seed: int,
     pin_memory: bool = False,
+    rank: int = 0,
+    world_size: int = 1,
 ) -> ClipStream:
-    """Endless batch stream for ``split``; loader options come from the data config."""
+    """Endless batch stream for ``split``; loader options come from the data config.
+
+    ``rank``/``world_size``: this process's share of the data (every process passes the same
+    ``seed``; see :class:`~adamae_rl.data.loader.ResumableSampler`).
+    """
     dataset = make_dataset(cfg, split, geometry, seed)
     workers = int(cfg.get("num_workers", 0))
     return ClipStream(
@@ -45,4 +51,6 @@ def make_stream(
         num_workers=workers,
         pin_memory=pin_memory,
         persistent_workers=bool(cfg.get("persistent_workers", workers > 0)),
+        rank=rank,
+        world_size=world_size,
     )

@@ -39,6 +39,8 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
 
+from adamae_rl.utils.distributed import process_seed
+
 SampleKey = tuple[int, int]
 SkipReport = tuple[str, str]  # (path, reason)
 
@@ -67,15 +69,41 @@ def split_key(key: int | SampleKey) -> SampleKey:
 
 
 class ResumableSampler(Sampler[SampleKey]):
-    """Per-epoch permutation seeded by ``(seed, epoch)``, started at ``start``.
+    """Per-epoch permutation seeded by ``(seed, epoch)``, started at ``start``, sharded over processes.
+
+    Every process computes the same permutation. One epoch is ``length * cycles`` positions of it;
+    each *global batch* takes the next ``world_size * per_rank`` positions, of which process
+    ``rank`` reads the ``rank``-th block of ``per_rank``. So the processes together read every
+    position once per epoch (a last global batch that would be incomplete is dropped on all of
+    them), and the global batch of W processes is the batch one process of ``W * per_rank`` reads.
+    ``start`` counts the positions consumed by all processes together, so the position saved by
+    one process resumes every process, with any world size.
 
     ``cycles`` > 1 makes one epoch ``cycles`` permutations back to back, so that a dataset
-    smaller than a batch still fills batches (each item then appears more than once an epoch).
+    smaller than a global batch still fills batches (each item then appears more than once an epoch).
+    Draw seeds are ``base(seed, epoch) + position``: the same clip at the same place of the
+    epoch gets the same augmentation whichever process reads it.
     """
 
-    def __init__(self, length: int, seed: int = 0, shuffle: bool = True, cycles: int = 1) -> None:
+    def __init__(
+        self, length: int, seed: int = 0, shuffle: bool = True, cycles: int = 1,
+        rank: int = 0, world_size: int = 1, per_rank: int = 1,
+    ) -> None:
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} is outside world size {world_size}")
         self.length, self.seed, self.shuffle, self.cycles = length, seed, shuffle, cycles
+        self.rank, self.world_size, self.per_rank = rank, world_size, max(int(per_rank), 1)
         self.epoch, self.start = 0, 0
+
+    @property
+    def global_batch(self) -> int:
+        """Positions one global batch consumes (all processes together)."""
+        return self.world_size * self.per_rank
+
+    @property
+    def total(self) -> int:
+        """Positions in one epoch."""
+        return self.length * self.cycles
 
     def _order(self) -> torch.Tensor:
         if not self.shuffle:
@@ -83,15 +111,20 @@ class ResumableSampler(Sampler[SampleKey]):
         gen = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
         return torch.cat([torch.randperm(self.length, generator=gen) for _ in range(self.cycles)])
 
+    def _global_batches_left(self) -> int:
+        return max(self.total - self.start, 0) // self.global_batch
+
     def __iter__(self) -> Iterator[SampleKey]:
         order = self._order()
-        total = self.length * self.cycles
-        base = (self.seed * 1_000_003 + self.epoch * 7_919) * total
-        for pos in range(self.start, total):
-            yield int(order[pos]), base + pos
+        base = (self.seed * 1_000_003 + self.epoch * 7_919) * self.total
+        start = self.start  # read once: the stream advances self.start as it consumes batches
+        for k in range(self._global_batches_left()):
+            first = start + k * self.global_batch + self.rank * self.per_rank
+            for pos in range(first, first + self.per_rank):
+                yield int(order[pos]), base + pos
 
     def __len__(self) -> int:
-        return self.length * self.cycles - self.start
+        return self._global_batches_left() * self.per_rank
 
 
 def _worker_context() -> str | None:
@@ -140,6 +173,9 @@ class ClipStream:
         num_workers, pin_memory, persistent_workers, prefetch_factor: passed to ``DataLoader``.
         collate_fn: collates the tensor entries of a list of items (default: ``default_collate``).
         multiprocessing_context: how workers start; default "fork" on Linux (see ``_worker_context``).
+        rank, world_size: this process's share of the data under ``torchrun`` (see
+            :class:`ResumableSampler`): every process passes the same ``seed`` and reads its own
+            block of each global batch of ``world_size * batch_size`` clips.
         max_skip_share: stop with ``RuntimeError`` when more than this share of video reads
             failed (default: ``dataset.max_skip_share``, else 1.0 = never).
 
@@ -164,6 +200,8 @@ class ClipStream:
         collate_fn: Any = None,
         max_skip_share: float | None = None,
         multiprocessing_context: str | None = None,
+        rank: int = 0,
+        world_size: int = 1,
     ) -> None:
         self.clips_per_item = int(getattr(dataset, "clips_per_item", 1))
         if batch_size % self.clips_per_item:
@@ -174,12 +212,13 @@ class ClipStream:
         self.items_per_batch = batch_size // self.clips_per_item
         if len(dataset) == 0:
             raise ValueError("the dataset holds no items")
-        # A dataset smaller than a batch cycles: each epoch repeats it until a batch is full.
-        cycles = -(-self.items_per_batch // len(dataset))
+        # A dataset smaller than a global batch cycles: each epoch repeats it until a batch is full.
+        global_items = self.items_per_batch * world_size
+        cycles = -(-global_items // len(dataset))
         if cycles > 1:
             log.warning(
                 "dataset has %d items, fewer than the %d a batch needs: each batch repeats items "
-                "(fine for a smoke test; unusual for training or evaluation)", len(dataset), self.items_per_batch,
+                "(fine for a smoke test; unusual for training or evaluation)", len(dataset), global_items,
             )
         self.dataset = dataset
         self.batch_size = batch_size
@@ -188,7 +227,8 @@ class ClipStream:
         self.max_skip_share = max_skip_share
         self.skipped, self.failed_reads, self.reads = 0, 0, 0
         self._bad_files: set[str] = set()
-        self.sampler = ResumableSampler(len(dataset), seed=seed, shuffle=shuffle, cycles=cycles)
+        self.sampler = ResumableSampler(len(dataset), seed=seed, shuffle=shuffle, cycles=cycles,
+                                        rank=rank, world_size=world_size, per_rank=self.items_per_batch)
         if getattr(dataset, "decode_in_main_process", False):
             num_workers, pin_memory = 0, False
         self.num_workers = num_workers
@@ -211,11 +251,13 @@ class ClipStream:
             collate_fn=StreamCollate(collate_fn, self.clips_per_item),
             # A private generator: starting a loader iterator draws worker seeds from it, never from
             # torch's global RNG, so seeking the stream (resume) does not shift the training RNG.
-            generator=torch.Generator().manual_seed(seed),
+            # Each process its own, so workers of different processes are seeded apart.
+            generator=torch.Generator().manual_seed(process_seed(seed, rank)),
             **extra,
         )
         self._iter: Iterator | None = None
-        self.batches_per_epoch = len(dataset) * cycles // self.items_per_batch
+        # Batches each process reads per epoch = global batches per epoch.
+        self.batches_per_epoch = len(dataset) * cycles // global_items
 
     def __iter__(self) -> ClipStream:
         return self
@@ -240,7 +282,8 @@ class ClipStream:
             self.sampler.start = 0
             self._iter = iter(self.loader)
             batch = next(self._iter)
-        self.sampler.start += self.items_per_batch  # counts consumed items, not prefetched ones
+        # Counts the items all processes consumed (not prefetched ones): one global batch.
+        self.sampler.start += self.sampler.global_batch
         return batch
 
     def take_wait_seconds(self) -> float:

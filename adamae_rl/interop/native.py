@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from adamae_rl.interop.weights import Weights, WeightsError, infer_config, merge_config
+from adamae_rl.schema import RUN_MODEL_KEYS
 from adamae_rl.utils.checkpoint import atomic_save
 
 FORMAT = "adamae_rl.weights"
@@ -44,7 +45,7 @@ def read_native(obj: dict[str, Any], source: str) -> Weights:
 def read_run_checkpoint(obj: dict[str, Any], source: str) -> Weights:
     """A training run's ``checkpoints/*.pt``: the MAE, and the sampler when the policy is adaptive."""
     run_cfg = obj["config"]
-    model_cfg = {k: v for k, v in dict(run_cfg.get("model") or {}).items() if k not in ("preset", "init_from")}
+    model_cfg = {k: v for k, v in dict(run_cfg.get("model") or {}).items() if k not in RUN_MODEL_KEYS}
     model = dict(obj["model"])
     weights = Weights(model=model, config=merge_config(infer_config(model), model_cfg, source), source=source)
     policy_cfg = dict(run_cfg.get("policy") or {})

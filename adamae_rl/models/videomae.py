@@ -16,6 +16,7 @@ from typing import Literal, get_args
 
 import torch
 import torch.nn.functional as F
+import torch.utils.checkpoint
 from einops import rearrange
 from torch import nn
 
@@ -363,6 +364,9 @@ class VideoMAE(nn.Module):
     def __init__(self, cfg: MAEConfig) -> None:
         super().__init__()
         self.cfg = cfg
+        # Activation checkpointing of the transformer blocks (model.grad_checkpointing): a way to
+        # run, not a property of the weights, so it is no MAEConfig field.
+        self.grad_checkpointing = False
         t, p = cfg.tubelet_size, cfg.patch_size
         self.patch_embed = nn.Conv3d(cfg.in_chans, cfg.embed_dim, kernel_size=(t, p, p), stride=(t, p, p))
         self._add_position_table("pos_embed", cfg.embed_dim)
@@ -483,6 +487,17 @@ class VideoMAE(nn.Module):
             self._bias_cache[key] = cached
         return cached
 
+    def run_blocks(self, blocks: nn.ModuleList, x: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        """``x`` ``[B, L, D]`` through ``blocks``; with :attr:`grad_checkpointing` (and gradients
+        on), each block's activations are recomputed in the backward pass instead of kept."""
+        checkpointed = self.grad_checkpointing and torch.is_grad_enabled()
+        for block in blocks:
+            if checkpointed:
+                x = torch.utils.checkpoint.checkpoint(block, x, bias, use_reentrant=False)
+            else:
+                x = block(x, bias)
+        return x
+
     def forward_encoder(
         self, video: torch.Tensor, mask: torch.Tensor | None = None, patches: torch.Tensor | None = None
     ) -> torch.Tensor:
@@ -501,8 +516,7 @@ class VideoMAE(nn.Module):
             patches = self.patchify(video) if patches is None else patches
             x = self.embed_patches(gather_tokens(patches, visible)) + gather_tokens(pos, visible)
         bias = self.attention_bias("encoder", None if mask is None else ~mask)
-        for block in self.blocks:
-            x = block(x, bias)
+        x = self.run_blocks(self.blocks, x, bias)
         return self.norm(x)
 
     def forward_decoder(self, latent: torch.Tensor, mask: torch.Tensor, decode: torch.Tensor | None = None) -> torch.Tensor:
@@ -524,16 +538,14 @@ class VideoMAE(nn.Module):
             visible = ~mask
             x = (mask_token + pos).masked_scatter(visible.unsqueeze(-1), x_vis + gather_tokens(pos, visible))
             bias = self.attention_bias("decoder", None)
-            for block in self.decoder_blocks:
-                x = block(x, bias)
+            x = self.run_blocks(self.decoder_blocks, x, bias)
             return self.head(self.decoder_norm(gather_tokens(x, mask)))
         decode = mask if decode is None else decode
         pos_vis = gather_tokens(pos, ~mask)
         pos_decoded = gather_tokens(pos, decode)
         x = torch.cat([x_vis + pos_vis, mask_token + pos_decoded], dim=1)
         bias = self.attention_bias("decoder", ~mask, decode)
-        for block in self.decoder_blocks:
-            x = block(x, bias)
+        x = self.run_blocks(self.decoder_blocks, x, bias)
         # Only the reconstructed tokens go through the final norm and head: visible ones are not scored.
         return self.head(self.decoder_norm(x[:, num_vis:]))
 

@@ -25,7 +25,7 @@ from adamae_rl.utils.distributed import Process
 from adamae_rl.utils.optim import epsilon_bound_share
 
 if TYPE_CHECKING:
-    from adamae_rl.builders import RunParts
+    from adamae_rl.builders import RunParts, RunPlan
 
 log = logging.getLogger("adamae_rl.train")
 
@@ -48,8 +48,8 @@ def stop_on_signals(progress: Progress) -> Iterator[None]:
 
 
 @contextmanager
-def progress_bar(trainer: dict, initial: int, proc: Process) -> Iterator[Any]:
-    """A tqdm bar over the steps on process 0 (None elsewhere or with ``trainer.progress=false``)."""
+def progress_bar(trainer: dict, total: int, initial: int, proc: Process) -> Iterator[Any]:
+    """A tqdm bar over the ``total`` steps on process 0 (None elsewhere or with ``trainer.progress=false``)."""
     if not (trainer["progress"] and proc.is_main):
         yield None
         return
@@ -57,7 +57,7 @@ def progress_bar(trainer: dict, initial: int, proc: Process) -> Iterator[Any]:
 
     # Redraw less often when stderr is a log file rather than a terminal.
     interval = 0.5 if sys.stderr.isatty() else 30.0
-    bar = tqdm(total=int(trainer["max_steps"]), initial=initial, desc="train", unit="step", dynamic_ncols=True,
+    bar = tqdm(total=int(total), initial=initial, desc="train", unit="step", dynamic_ncols=True,
                mininterval=interval)
     try:
         yield bar
@@ -144,6 +144,16 @@ def describe(parts: RunParts, cfg: dict) -> None:
     )
 
 
+def describe_plan(plan: RunPlan) -> None:
+    """One log line: the batch per optimizer step, how it is made, the length and the rates."""
+    epochs = f" = {plan.max_steps / plan.steps_per_epoch:.4g} epochs of {plan.steps_per_epoch} steps" if plan.steps_per_epoch else ""
+    log.info(
+        "%d clips per step (%d per process x %d processes x %d accumulated), %d steps%s, warmup %d steps, "
+        "lr %.4g -> %.4g", plan.global_batch, plan.batch_size, plan.world_size, plan.accum_steps, plan.max_steps,
+        epochs, plan.warmup_steps, plan.lr, plan.min_lr,
+    )
+
+
 def summarize(cfg: dict, parts: RunParts, progress: Progress, started: float, proc: Process) -> dict:
     """``summary.json``: what ran, the held-out figures, speed and memory."""
     policy = parts.policy_module
@@ -156,6 +166,8 @@ def summarize(cfg: dict, parts: RunParts, progress: Progress, started: float, pr
         "effective_mask_ratio": float(policy.effective_mask_ratio),
         "steps": progress.step,
         "batch_size": int(cfg["trainer"]["batch_size"]),
+        "accum_steps": parts.plan.accum_steps if parts.plan else 1,
+        "global_batch": parts.plan.global_batch if parts.plan else int(cfg["trainer"]["batch_size"]) * proc.world_size,
         "precision": cfg["trainer"]["precision"],
         "world_size": proc.world_size,
         "final_loss_recon": progress.last_eval.get("eval/loss_recon"),

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from adamae_rl.cli import RunError
 from adamae_rl.schema import resumable_keys, with_added_defaults
 from adamae_rl.utils import checkpoint as ckpt_io
+from adamae_rl.utils.distributed import Process, barrier, gather_objects
 from adamae_rl.utils.files import atomic_write_text
 
 if TYPE_CHECKING:
@@ -70,13 +71,19 @@ def checkpoint_state(parts: RunParts, progress: Progress, cfg: dict) -> dict:
         "opt_policy": parts.opt_policy.state_dict() if parts.learnable else None,
         "sched_policy": parts.sched_policy.state_dict() if parts.learnable else None,
         "train_stream": parts.env.clips.state_dict(),
-        "rng": ckpt_io.rng_state(),
+        "scaler": parts.scaler.state_dict() if parts.scaler is not None else None,
         "config": cfg,
     }
 
 
-def restore(parts: RunParts, progress: Progress, state: dict) -> None:
-    """Put a checkpoint's state back into the parts, the progress and the RNGs."""
+def restore(parts: RunParts, progress: Progress, state: dict, proc: Process = Process()) -> None:
+    """Put a checkpoint's state back into the parts, the progress and this process's RNGs.
+
+    Each process takes its own RNG state back. A checkpoint written by another number of
+    processes cannot give every process its own: the processes then keep the fresh per-process
+    seeds of :func:`~adamae_rl.builders.build_run` (the data order is global and continues
+    exactly; the masks drawn from here on differ from those an uninterrupted run would draw).
+    """
     parts.model.load_state_dict(state["model"])
     if parts.learnable:
         parts.policy_module.load_state_dict(state["policy"])
@@ -86,21 +93,41 @@ def restore(parts: RunParts, progress: Progress, state: dict) -> None:
     parts.opt_mae.load_state_dict(state["opt_mae"])
     parts.sched_mae.load_state_dict(state["sched_mae"])
     parts.env.seek_clips(state["train_stream"])
-    ckpt_io.set_rng_state(state["rng"])
+    if parts.scaler is not None and state.get("scaler") is not None:
+        parts.scaler.load_state_dict(state["scaler"])
+    rngs = state.get("rng_per_process") or [state["rng"]]  # "rng": a checkpoint of one process
+    if len(rngs) == proc.world_size:
+        ckpt_io.set_rng_state(rngs[proc.rank])
+    elif proc.is_main:
+        log.warning(
+            "the checkpoint was written by %d process(es), this run has %d: each process draws masks from fresh "
+            "seeds from here on (the data order continues exactly)", len(rngs), proc.world_size,
+        )
     progress.step, progress.clips = int(state["step"]), int(state["clips"])
     progress.train_seconds = float(state["train_seconds"])
     progress.nonfinite_skipped = int(state["nonfinite_skipped"])
     progress.window, progress.window_steps = dict(state["window"]), int(state["window_steps"])
 
 
-def save_checkpoint(parts: RunParts, progress: Progress, cfg: dict, run_dir: Path, periodic: bool) -> Path:
-    """Refresh ``last.pt`` (and, when ``periodic``, write ``step_XXXXXX.pt`` and prune old ones)."""
+def save_checkpoint(
+    parts: RunParts, progress: Progress, cfg: dict, run_dir: Path, periodic: bool, proc: Process = Process()
+) -> Path:
+    """Refresh ``last.pt`` (and, when ``periodic``, write ``step_XXXXXX.pt`` and prune old ones).
+
+    Called by every process: each hands its RNG state to process 0, which writes the one file;
+    the others wait until it is written, so that no process exits (and no launcher tears the
+    job down) while the checkpoint is half written.
+    """
     folder = run_dir / "checkpoints"
-    state = checkpoint_state(parts, progress, cfg)
-    last = ckpt_io.atomic_save(state, folder / "last.pt")
-    if periodic:
-        ckpt_io.atomic_save(state, folder / f"step_{progress.step:06d}.pt")
-        ckpt_io.prune_periodic(folder, int(cfg["trainer"]["keep_checkpoints"]))
+    rngs = gather_objects(ckpt_io.rng_state())
+    last = folder / "last.pt"
+    if proc.is_main:
+        state = {**checkpoint_state(parts, progress, cfg), "rng": rngs[0], "rng_per_process": rngs}
+        ckpt_io.atomic_save(state, last)
+        if periodic:
+            ckpt_io.atomic_save(state, folder / f"step_{progress.step:06d}.pt")
+            ckpt_io.prune_periodic(folder, int(cfg["trainer"]["keep_checkpoints"]))
+    barrier()
     return last
 
 

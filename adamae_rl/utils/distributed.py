@@ -63,3 +63,80 @@ def all_reduce_mean(value: torch.Tensor) -> torch.Tensor:
 def shutdown() -> None:
     if dist.is_initialized():
         dist.destroy_process_group()
+
+
+# Offset between the seeds of two processes of one run. Large and odd, so that the processes of
+# run ``seed`` do not draw the streams of the processes of run ``seed + 1``.
+RANK_SEED_STRIDE = 1_000_003
+
+
+def process_seed(seed: int, rank: int) -> int:
+    """The seed of process ``rank``'s own randomness (masks, augmentation, loader workers).
+
+    Model initialisation uses ``seed`` itself on every process, so replicas start identical;
+    everything drawn per step uses this one, so each process draws its own masks.
+    """
+    return int(seed) + RANK_SEED_STRIDE * int(rank)
+
+
+def seed_process(seed: int, rank: int) -> None:
+    """Give this process its own random streams, after the model was built from ``seed``.
+
+    NumPy and Python's ``random`` are seeded with :func:`process_seed`; torch (CPU and CUDA) too
+    on every process but 0. Process 0 continues the torch stream that ``torch.manual_seed(seed)``
+    began before the model was built, so a one-process run draws exactly the masks it drew
+    before processes had streams of their own; the others start from seeds far from it.
+    """
+    import random
+
+    import numpy as np
+
+    own = process_seed(seed, rank)
+    if rank > 0:
+        torch.manual_seed(own)  # also seeds every CUDA device
+    np.random.seed(own % 2**32)
+    random.seed(own)
+
+
+def agree_any(*flags: bool) -> list[bool]:
+    """For each flag, whether it is True on *any* process (one all-reduce for all of them).
+
+    Decisions that change what a process does next (skip an update, stop, save) must be the same
+    on every process, or one of them waits forever in the next collective. Single-process: the
+    flags themselves.
+    """
+    if not dist.is_initialized():
+        return [bool(f) for f in flags]
+    values = torch.tensor([1.0 if f else 0.0 for f in flags], device=_collective_device())
+    dist.all_reduce(values, op=dist.ReduceOp.MAX)
+    return [bool(v) for v in values.tolist()]
+
+
+def agree_max(value: int) -> int:
+    """The largest ``value`` over all processes (e.g. the number of a signal one of them received)."""
+    if not dist.is_initialized():
+        return int(value)
+    t = torch.tensor([float(value)], device=_collective_device())
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return int(t.item())
+
+
+def gather_objects(obj: object) -> list[object]:
+    """Every process's ``obj``, in rank order, on every process (``[obj]`` single-process)."""
+    if not dist.is_initialized():
+        return [obj]
+    out: list[object] = [None] * dist.get_world_size()
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def barrier() -> None:
+    if dist.is_initialized():
+        dist.barrier()
+
+
+def _collective_device() -> torch.device:
+    # nccl reduces CUDA tensors only; gloo CPU tensors.
+    if dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
