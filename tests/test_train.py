@@ -319,3 +319,56 @@ def test_sampler_updates_do_not_depend_on_the_reward_scale(tmp_path: Path) -> No
     eps_bound = distance(final_policy("objective.coef=1e-4", "optim.policy_eps=1e-8"),
                          final_policy("objective.coef=1e-3", "optim.policy_eps=1e-8"))
     assert eps_bound > 0 and scale_free < 0.05 * eps_bound  # measured: 0.0021 against 0.085
+
+
+@pytest.mark.parametrize("policy", ["random", "adaptive"])
+def test_accumulated_micro_batches_match_one_batch(policy: str) -> None:
+    """4 micro-batches of 4 clips (accum_steps=4) take the same optimizer steps as one batch of
+    16: the same clips, masks, losses and weights after 3 steps, to round-off."""
+    from adamae_rl.builders import build_run
+    from adamae_rl.utils.distributed import Process
+
+    def three_steps(*overrides: str) -> tuple[list[float], torch.Tensor, float]:
+        # The sampler's AdamW epsilon of 1e-8: under 1e-12, entries whose gradient is round-off
+        # (~1e-15) take full lr-sized steps of either sign, so round-off would show in its weights.
+        cfg = smoke_config(f"policy={policy}", "optim.policy_eps=1e-8", *overrides)
+        parts = build_run(cfg, torch.device("cpu"), Process())
+        losses = [float(train.train_step(parts, cfg, None)[0]["train/loss_recon"]) for _ in range(3)]
+        weights = torch.cat([p.detach().flatten() for p in [*parts.model.parameters(), *parts.policy_module.parameters()]])
+        return losses, weights, parts.plan.lr
+
+    one_batch = three_steps("trainer.batch_size=16")
+    accumulated = three_steps("trainer.batch_size=4", "trainer.accum_steps=4")
+    assert accumulated[2] == one_batch[2]  # the lr follows the effective batch
+    assert accumulated[0] == pytest.approx(one_batch[0], rel=1e-5)
+    assert torch.allclose(accumulated[1], one_batch[1], rtol=1e-4, atol=1e-6)
+    # Not the same as 3 steps of 4 clips: the check can tell batches apart.
+    assert three_steps("trainer.batch_size=4")[0] != pytest.approx(one_batch[0], rel=1e-3)
+
+
+def test_run_length_and_warmup_in_epochs() -> None:
+    """max_epochs and warmup_epochs become steps from the list's length and the effective batch;
+    min_blr scales the floor like blr."""
+    from adamae_rl.builders import plan_run
+
+    cfg = smoke_config("trainer.max_steps=null", "trainer.max_epochs=800", "optim.warmup_steps=null",
+                       "optim.warmup_epochs=40", "optim.min_blr=1e-5", "optim.blr=1.5e-4",
+                       "trainer.batch_size=32", "trainer.global_batch_size=2048")
+    # SSv2's 168,913 training videos on 8 processes: 8 accumulated micro-batches of 32 per process.
+    plan = plan_run(cfg, world_size=8, batches_per_epoch=168_913 // (32 * 8))
+    assert (plan.accum_steps, plan.global_batch, plan.steps_per_epoch) == (8, 2048, 82)
+    assert (plan.max_steps, plan.warmup_steps) == (800 * 82, 40 * 82)
+    assert plan.lr == pytest.approx(1.5e-4 * 8) and plan.min_lr == pytest.approx(1e-5 * 8)
+    assert plan_run(cfg, world_size=64, batches_per_epoch=168_913 // (32 * 64)).accum_steps == 1
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (("trainer.accum_steps=0",), r"trainer.accum_steps: input should be greater than or equal to 1 \(got 0\)"),
+    (("trainer.max_epochs=2",), r"max_steps=12 and max_epochs=2.0 are both set: give one"),
+    (("optim.warmup_epochs=1",), r"warmup_steps=2 and warmup_epochs=1.0 are both set: give one"),
+    (("trainer.global_batch_size=10",), r"trainer.global_batch_size=10 is not divisible by batch_size 4 x 1 processes = 4"),
+    (("trainer.global_batch_size=8", "trainer.accum_steps=2"), r"accum_steps=2 and global_batch_size=8 are both set"),
+])
+def test_bad_batch_and_length_settings_are_named(tmp_path: Path, overrides: tuple[str, ...], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        train.run(smoke_config(*overrides), tmp_path)
