@@ -146,7 +146,7 @@ def describe(parts: RunParts, cfg: dict) -> None:
 
 def describe_plan(plan: RunPlan) -> None:
     """One log line: the batch per optimizer step, how it is made, the length and the rates."""
-    epochs = f" = {plan.max_steps / plan.steps_per_epoch:.4g} epochs of {plan.steps_per_epoch} steps" if plan.steps_per_epoch else ""
+    epochs = f" = {plan.max_steps / plan.steps_per_epoch:.4g} epoch(s) of {plan.steps_per_epoch} steps" if plan.steps_per_epoch else ""
     log.info(
         "%d clips per step (%d per process x %d processes x %d accumulated), %d steps%s, warmup %d steps, "
         "lr %.4g -> %.4g", plan.global_batch, plan.batch_size, plan.world_size, plan.accum_steps, plan.max_steps,
