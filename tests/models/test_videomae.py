@@ -206,3 +206,32 @@ def test_forward_encoder_without_mask_encodes_every_token():
     with torch.no_grad():
         out = model.forward_encoder(video)
     assert out.shape == (2, 64, model.cfg.embed_dim)
+
+
+@pytest.mark.parametrize("attn_bias", ["none", "distance"])
+def test_grad_checkpointing_gives_the_same_loss_and_gradients(attn_bias: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """model.grad_checkpointing recomputes the blocks' activations in backward: same numbers."""
+    from adamae_rl.builders import build_model
+    from adamae_rl.models.videomae import Block
+
+    calls = []
+    block_forward = Block.forward
+    monkeypatch.setattr(Block, "forward", lambda self, *a: calls.append(1) or block_forward(self, *a))
+
+    torch.manual_seed(0)
+    video = torch.randn(2, 3, 8, 32, 32)
+    mask = random_mask(2, 64, 48)
+    grads = []
+    for checkpointing in (False, True):
+        torch.manual_seed(1)
+        model = build_model({"preset": "tiny", "img_size": 32, "num_frames": 8, "attn_bias": attn_bias,
+                             "grad_checkpointing": checkpointing})
+        assert model.grad_checkpointing is checkpointing
+        calls.clear()
+        loss = model.token_errors(video, mask).sum()
+        forwards = len(calls)
+        loss.backward()
+        assert len(calls) == (2 * forwards if checkpointing else forwards)  # recomputed in the backward pass
+        grads.append((loss.detach(), [p.grad.clone() for p in model.parameters()]))
+    assert torch.equal(grads[0][0], grads[1][0])
+    assert all(torch.allclose(a, b, atol=1e-7) for a, b in zip(grads[0][1], grads[1][1]))
