@@ -20,7 +20,7 @@ def test_shipped_configs_are_valid() -> None:
         (["optim.blr=inf"], "optim.blr: input should be a finite number (got inf)"),
         (["+foo=1"], "foo: unknown setting (got 1); check the spelling"),
         (["optim.betas=[0.9,1.5]"], "optim.betas: each beta must be in [0, 1), got [0.9, 1.5]"),
-        (["trainer.precision=fp16"], "trainer.precision: input should be 'fp32', 'bf16' or 'auto' (got 'fp16')"),
+        (["trainer.precision=fp8"], "trainer.precision: input should be 'fp32', 'bf16', 'fp16' or 'auto' (got 'fp8')"),
         (["+policy.bogus=1"], "policy.bogus: unknown option (got 1); options: width, depth, num_heads, mlp_ratio"),
         (["objective=plackett_luce", "objective.ema_decay=x"], "objective.ema_decay: input should be a valid number"),
         (["+objective.nope=1"], "objective.nope: unknown option (got 1)"),
