@@ -151,7 +151,7 @@ def dense_indices(
     Returns:
         int64 ``[num_frames]``, increasing.
     """
-    _require_frames(video_frames, num_frames)
+    require_frames(video_frames, num_frames)
     stride = min(sampling_rate, video_frames // num_frames)
     span = (num_frames - 1) * stride + 1
     slack = video_frames - span
@@ -167,7 +167,7 @@ def segment_indices(video_frames: int, num_frames: int, rng: np.random.Generator
     Returns:
         int64 ``[num_frames]``, strictly increasing.
     """
-    _require_frames(video_frames, num_frames)
+    require_frames(video_frames, num_frames)
     edges = np.arange(num_frames + 1, dtype=np.int64) * video_frames // num_frames
     lo, hi = edges[:-1], edges[1:]  # hi > lo because video_frames >= num_frames
     if rng is None:
@@ -175,7 +175,7 @@ def segment_indices(video_frames: int, num_frames: int, rng: np.random.Generator
     return rng.integers(lo, hi)
 
 
-def _require_frames(video_frames: int, num_frames: int) -> None:
+def require_frames(video_frames: int, num_frames: int) -> None:
     if video_frames < num_frames:
         raise VideoReadError(f"too short: {video_frames} frames, a clip needs {num_frames}")
 
