@@ -19,6 +19,7 @@ EXAMPLES = """examples:
   python -m adamae_rl.convert videomae_b.pt hf_videomae_b/                 # -> Hugging Face directory
   python -m adamae_rl.convert hf_videomae_b/ back.pt --to adamae_rl
   python -m adamae_rl.convert runs/adaptive-tiny-synthetic-m0.9-s0 tiny_hf --to hf
+  python -m adamae_rl.convert runs/paper_ssv2_vit_b-s0 checkpoint-799.pth --to official
   python -m adamae_rl.train model=vit_b model.init_from=videomae_b.pt      # continue pre-training
 
 Shapes cannot tell attention heads or clip size; official checkpoints record them in their `args`
@@ -35,8 +36,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("dst", type=Path, help="file (.pt/.pth) or directory to write")
     parser.add_argument("--from", dest="src_format", choices=["official", "hf", "adamae_rl"],
                         help="source format (default: inferred from SRC)")
-    parser.add_argument("--to", dest="dst_format", choices=["hf", "adamae_rl"],
-                        help="target format (default: adamae_rl for a .pt/.pth DST, else hf)")
+    parser.add_argument("--to", dest="dst_format", choices=["hf", "adamae_rl", "official"],
+                        help="target format (default: adamae_rl for a .pt/.pth DST, else hf; official: the "
+                             "VideoMAE/AdaMAE .pth layout, which their code fine-tunes)")
     for flag in ("img-size", "num-frames", "num-heads", "decoder-num-heads"):
         parser.add_argument(f"--{flag}", type=int, help="geometry the source does not record")
     parser.add_argument("--force", action="store_true", help="overwrite an existing DST")
@@ -62,7 +64,7 @@ def run(args: argparse.Namespace) -> str:
     given = {"img_size": args.img_size, "num_frames": args.num_frames, "num_heads": args.num_heads,
              "decoder_num_heads": args.decoder_num_heads}
     given = {k: v for k, v in given.items() if v is not None}
-    if given or fmt == "hf":
+    if given or fmt in ("hf", "official"):
         if weights.has_decoder:  # a full MAE: every geometry field must be known (or given)
             full = asdict(complete_config(weights, **given))
             if "norm_target" not in weights.config:  # not recorded by the source: do not invent it

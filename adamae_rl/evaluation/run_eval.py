@@ -1,10 +1,15 @@
-"""Evaluate a pre-training run: linear probe and/or fine-tuning, pre-trained vs random init."""
+"""Evaluate a pre-trained encoder: linear probe and/or fine-tuning, pre-trained vs random init.
+
+The encoder comes from a pre-training run directory or from any weights file the convert command
+reads (an official VideoMAE/AdaMAE ``.pth``, a Hugging Face directory, a converted file); a
+fine-tuned source keeps its classification head when it fits the label count.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +22,15 @@ from adamae_rl.evaluation.data import LabelledSplit, labelled_splits, num_classe
 from adamae_rl.evaluation.encoder import VideoClassifier
 from adamae_rl.evaluation.finetuning import FinetuneSettings, finetune
 from adamae_rl.evaluation.probe import ProbeSettings, linear_probe
+from adamae_rl.interop import load_classifier, load_model, read_weights
+from adamae_rl.interop.huggingface import is_hf_dir
 from adamae_rl.models.videomae import VideoMAE
-from adamae_rl.utils.distributed import resolve_device
+from adamae_rl.builders import PRECISIONS
+from adamae_rl.cli import RunError
+from adamae_rl.utils import checkpoint as ckpt_io
+from adamae_rl.utils.distributed import Process, barrier, resolve_device
 from adamae_rl.utils.files import atomic_write_json
+from adamae_rl.utils.logs import MetricLog
 
 log = logging.getLogger("adamae_rl.evaluation")
 
@@ -44,6 +55,12 @@ class EvalOptions:
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
         num_workers: loader workers (decoding real videos).
         progress: progress bars.
+        temporal_mode, sampling_rate: how clips are drawn from the labelled lists (None: the
+            pre-training run's, else dense sampling 4 frames apart) — fine-tuning's own settings.
+        reset_head: give a fine-tuned source a new head when its head does not fit the labels.
+        precision: ``fp32``, ``bf16`` or ``fp16`` (CUDA) autocast for fine-tuning and testing.
+        run_dir: where fine-tuning writes its checkpoint and metrics (and resumes from); None: nowhere.
+        ckpt_every: fine-tuning steps between checkpoints (with ``run_dir``).
     """
 
     protocols: tuple[str, ...] = PROTOCOLS
@@ -61,6 +78,12 @@ class EvalOptions:
     progress: bool = True
     probe: ProbeSettings = field(default_factory=ProbeSettings)
     finetune: FinetuneSettings = field(default_factory=FinetuneSettings)
+    temporal_mode: str | None = None
+    sampling_rate: int | None = None
+    reset_head: bool = False
+    precision: str = "fp32"
+    run_dir: str | Path | None = None
+    ckpt_every: int = 100
 
     def __post_init__(self) -> None:
         unknown = set(self.protocols) - set(PROTOCOLS)
@@ -71,50 +94,176 @@ class EvalOptions:
 
 
 def evaluate_encoder(
-    mae: VideoMAE, train: LabelledSplit, val: LabelledSplit, num_classes: int, options: EvalOptions, device: torch.device
+    mae: VideoMAE, train: LabelledSplit, val: LabelledSplit, num_classes: int, options: EvalOptions, device: torch.device,
+    proc: Process = Process(), classifier: VideoClassifier | None = None, name: str = "pretrained",
 ) -> dict[str, dict]:
-    """Run the chosen protocols on one encoder; returns ``{protocol: scores}``."""
+    """Run the chosen protocols on one encoder; returns ``{protocol: scores}``.
+
+    ``classifier``: a fine-tuned source's classifier (its head fits ``num_classes``) to start
+    fine-tuning from instead of a new head on ``mae``.
+    """
     out = {}
     if "probe" in options.protocols:
         out["probe"] = linear_probe(mae, train, val, num_classes, options.probe, device, options.progress, options.num_workers)
         log.info("probe: top1=%.4f top5=%.4f", out["probe"]["top1"], out["probe"]["top5"])
     if "finetune" in options.protocols:
         torch.manual_seed(options.finetune.seed)  # the head's initial weights
-        classifier = VideoClassifier(mae, num_classes)
-        out["finetune"] = finetune(classifier, train, val, options.finetune, device, options.progress, options.num_workers)
+        classifier = classifier if classifier is not None else VideoClassifier(mae, num_classes)
+        hooks = _run_hooks(options, name, proc)
+        out["finetune"] = finetune(classifier, train, val, options.finetune, device, options.progress, options.num_workers,
+                                   proc=proc, precision=PRECISIONS[options.precision], **hooks)
         log.info("finetune: top1=%.4f top5=%.4f", out["finetune"]["top1"], out["finetune"]["top5"])
     return out
 
 
-def evaluate_run(run_dir: str | Path, options: EvalOptions, out: str | Path | None = None) -> dict[str, Any]:
-    """Evaluate the run in ``run_dir`` and write ``eval.json`` there (or to ``out``).
+def _run_hooks(options: EvalOptions, name: str, proc: Process) -> dict[str, Any]:
+    """Checkpoints (resumed when present) and metrics of a fine-tuning run in ``options.run_dir``."""
+    if options.run_dir is None:
+        return {}
+    folder = Path(options.run_dir) / "checkpoints"
+    path = folder / f"finetune_{name}.pt"
+    resume = None
+    if path.exists():
+        resume = ckpt_io.load_checkpoint(path)
+        if resume.get("settings") != asdict(options.finetune):
+            raise RunError(f"{path} was written with other fine-tuning settings: use another --run-dir, or delete it to start over")
+        log.info("fine-tuning resumes from %s at step %d", path, resume["step"])
+    metrics = MetricLog(Path(options.run_dir), tensorboard=False) if proc.is_main else None
+
+    def save(state: dict) -> None:
+        if proc.is_main:
+            ckpt_io.atomic_save({**state, "settings": asdict(options.finetune)}, path)
+        barrier()
+
+    def write(step: int, values: dict) -> None:
+        metrics.log(step, {f"{name}/{k}": v for k, v in values.items()})
+
+    return {"resume": resume, "on_checkpoint": save, "ckpt_every": options.ckpt_every,
+            "on_log": write if metrics is not None else None}
+
+
+@dataclass
+class Source:
+    """What an evaluation starts from: the encoder, the pre-training run's config (None for a
+    weights file), a fine-tuned source's classifier, and a description for the report."""
+
+    mae: VideoMAE
+    cfg: dict | None
+    classifier: VideoClassifier | None
+    about: dict
+
+
+def load_source(source: str | Path, checkpoint: str = "last.pt") -> Source:
+    """A pre-training run directory (``checkpoints/<checkpoint>``), or any weights source that
+    ``python -m adamae_rl.convert`` reads."""
+    source = Path(source)
+    if not source.exists():
+        raise FileNotFoundError(f"{source} does not exist: give a pre-training run directory or a weights file "
+                                "(.pth, .pt, a Hugging Face directory)")
+    if source.is_dir() and not is_hf_dir(source):
+        cfg, mae, _, ckpt = load_run(source, checkpoint, with_policy=False)  # the encoder is all it needs
+        about = {"step": int(ckpt["step"]), "policy": cfg["policy"].get("name"), "mask_ratio": float(cfg["mask_ratio"]),
+                 "model": cfg["model"]["preset"]}
+        return Source(mae, cfg, None, about)
+    weights = read_weights(source)
+    classifier = load_classifier(source) if weights.classifier else None
+    mae = load_model(source) if not weights.classifier else _encoder_of(classifier)
+    about = {"step": None, "policy": None, "mask_ratio": None, "model": f"weights ({weights.source})"}
+    return Source(mae.eval(), None, classifier, about)
+
+
+def _encoder_of(classifier: VideoClassifier) -> VideoMAE:
+    """A VideoMAE holding a classifier's encoder (for the probe and a new head)."""
+    mae = VideoMAE(classifier.cfg)
+    mae.patch_embed.load_state_dict(classifier.patch_embed.state_dict())
+    mae.blocks.load_state_dict(classifier.blocks.state_dict())
+    if isinstance(classifier.norm, torch.nn.LayerNorm):
+        mae.norm.load_state_dict(classifier.norm.state_dict())
+    return mae
+
+
+def _data_config(options: EvalOptions, run_cfg: dict | None) -> dict:
+    """The labelled data's config: the run's own data, or the lists with fine-tuning's sampling."""
+    if run_cfg is None and not options.train_list:
+        raise ValueError("a weights file carries no data: give --train-list and --val-list (labelled lists)")
+    cfg = dict(run_cfg["data"]) if run_cfg is not None else {"name": "video"}
+    if options.train_list:
+        base = cfg if cfg.get("name") == "video" else {"name": "video"}
+        cfg = {**base, "name": "video"}
+        for key in ("temporal_mode", "sampling_rate"):
+            if getattr(options, key) is not None:
+                cfg[key] = getattr(options, key)
+    return cfg
+
+
+def evaluate_run(
+    source: str | Path, options: EvalOptions, out: str | Path | None = None, proc: Process = Process(),
+) -> dict[str, Any]:
+    """Evaluate the encoder of ``source`` and write ``eval.json`` (into a run directory source, the
+    fine-tuning ``run_dir``, or ``out``).
 
     The file holds, per encoder (``pretrained``, and ``random_init`` when asked), per protocol,
     ``top1``/``top5`` on the validation clips; the top level repeats the pre-trained encoder's
-    scores under the ``primary`` protocol (fine-tuning when it ran, else the probe).
+    scores under the ``primary`` protocol (fine-tuning when it ran, else the probe). Under
+    ``torchrun`` fine-tuning and testing are split over the processes; process 0 writes.
     """
     start = time.perf_counter()
-    run_dir = Path(run_dir)
-    cfg, mae, _, ckpt = load_run(run_dir, options.checkpoint, with_policy=False)  # the encoder is all it needs
-    device = resolve_device(options.device)
-    train, val = labelled_splits(cfg["data"], geometry_of(mae), options.data_seed, options.train_clips,
+    source = Path(source)
+    if proc.distributed and "probe" in options.protocols:
+        raise ValueError("the linear probe runs in one process: use --protocol finetune under torchrun")
+    loaded = load_source(source, options.checkpoint)
+    device = resolve_device(options.device, proc.local_rank if proc.distributed else None)
+    data_cfg = _data_config(options, loaded.cfg)
+    train, val = labelled_splits(data_cfg, geometry_of(loaded.mae), options.data_seed, options.train_clips,
                                  options.val_clips, options.train_list, options.val_list, options.label)
-    data_name = "video" if options.train_list else cfg["data"]["name"]
+    data_name = "video" if options.train_list else data_cfg["name"]
     num_classes = options.num_classes or num_classes_of({"name": data_name}, train, val)
-    label = options.label or (cfg["data"].get("label", "direction") if data_name == "synthetic" else "list")
+    check_labels(train, val, num_classes)
+    classifier = fitting_classifier(loaded.classifier, num_classes, options.reset_head)
+    label = options.label or (data_cfg.get("label", "direction") if data_name == "synthetic" else "list")
 
-    results: dict[str, Any] = {"pretrained": evaluate_encoder(mae, train, val, num_classes, options, device)}
+    results: dict[str, Any] = {"pretrained": evaluate_encoder(loaded.mae, train, val, num_classes, options, device, proc, classifier)}
     if options.random_init:
-        torch.manual_seed(int(cfg["trainer"]["seed"]))  # the same initialisation pre-training started from
-        results["random_init"] = evaluate_encoder(build_model(cfg["model"], load_weights=False), train, val, num_classes, options, device)
+        # The same initialisation pre-training started from (a weights file: seed 0).
+        torch.manual_seed(int(loaded.cfg["trainer"]["seed"]) if loaded.cfg else 0)
+        fresh = build_model(loaded.cfg["model"], load_weights=False) if loaded.cfg else VideoMAE(loaded.mae.cfg)
+        results["random_init"] = evaluate_encoder(fresh, train, val, num_classes, options, device, proc, name="random_init")
     primary = "finetune" if "finetune" in options.protocols else "probe"
     report = {
-        "run_dir": str(run_dir), "checkpoint": options.checkpoint, "step": int(ckpt["step"]),
-        "policy": cfg["policy"].get("name"), "mask_ratio": float(cfg["mask_ratio"]), "model": cfg["model"]["preset"],
+        "run_dir": str(source), "checkpoint": options.checkpoint, **loaded.about,
         "data": data_name, "label": label, "num_classes": num_classes, "train_clips": len(train), "val_clips": len(val),
-        "data_seed": options.data_seed, "device": str(device), "primary": primary,
+        "data_seed": options.data_seed, "device": str(device), "world_size": proc.world_size, "primary": primary,
         "top1": results["pretrained"][primary]["top1"], "top5": results["pretrained"][primary]["top5"],
         **results, "seconds": time.perf_counter() - start,
     }
-    atomic_write_json(Path(out) if out else run_dir / EVAL_FILE, report)
+    if proc.is_main:
+        default = Path(options.run_dir) if options.run_dir else source if loaded.cfg is not None else Path(".")
+        atomic_write_json(Path(out) if out else default / EVAL_FILE, report)
     return report
+
+
+def check_labels(train: LabelledSplit, val: LabelledSplit, num_classes: int) -> None:
+    """A list label at or past the class count is refused, naming the file and the line."""
+    for split in (train, val):
+        for number, entry in enumerate(getattr(split.dataset, "entries", []), start=1):
+            if entry.label >= num_classes:
+                raise ValueError(
+                    f"{entry.path}: label {entry.label} is outside the {num_classes} classes (0..{num_classes - 1}); "
+                    "fix the list or pass --num-classes"
+                )
+
+
+def fitting_classifier(classifier: VideoClassifier | None, num_classes: int, reset_head: bool) -> VideoClassifier | None:
+    """A fine-tuned source's classifier when its head has ``num_classes`` outputs; with
+    ``reset_head``, the same encoder under a new head; else a clear refusal."""
+    if classifier is None:
+        return None
+    have = classifier.head.out_features
+    if have == num_classes:
+        return classifier
+    if not reset_head:
+        raise ValueError(
+            f"the checkpoint's classification head has {have} classes, the labels {num_classes}: "
+            "pass --reset-head to fine-tune it under a new head"
+        )
+    return None  # evaluate_encoder puts a new head on the source's encoder

@@ -31,7 +31,7 @@ from torch import nn
 
 from adamae_rl.interop.huggingface import is_hf_dir, read_hf, write_hf
 from adamae_rl.interop.native import is_native, is_run_checkpoint, read_native, read_run_checkpoint, write_native
-from adamae_rl.interop.official import read_official
+from adamae_rl.interop.official import read_official, write_official
 from adamae_rl.interop.safe import UnsafeCheckpointError, safe_load
 from adamae_rl.interop.weights import (
     Weights,
@@ -89,12 +89,15 @@ def read_weights(path: str | Path, fmt: str | None = None) -> Weights:
 
 
 def write_weights(weights: Weights, path: str | Path, fmt: str) -> Path:
-    """Write ``weights`` as ``adamae_rl`` (a ``.pt`` file) or ``hf`` (a directory)."""
+    """Write ``weights`` as ``adamae_rl`` (a ``.pt`` file), ``hf`` (a directory) or ``official``
+    (a ``.pth`` in the VideoMAE/AdaMAE layout, which their code fine-tunes)."""
     if fmt == "adamae_rl":
         return write_native(weights, path)
     if fmt == "hf":
         return write_hf(weights, path)
-    raise ValueError(f"cannot write format {fmt!r}; writable: adamae_rl, hf")
+    if fmt == "official":
+        return write_official(weights, path)
+    raise ValueError(f"cannot write format {fmt!r}; writable: adamae_rl, hf, official")
 
 
 def export_weights(model: VideoMAE, policy: nn.Module | None = None, source: str = "model") -> Weights:
@@ -168,8 +171,11 @@ def load_classifier(path: str | Path, fmt: str | None = None, **overrides: Any) 
             f"{weights.source} has no mean-pooling classification head (fc_norm + head); "
             "fine-tuned models that classify from the first token are not supported"
         )
-    defaults = dict(decoder_embed_dim=weights.config["embed_dim"], decoder_depth=0, decoder_num_heads=1)
-    cfg = complete_config(weights, **{**defaults, **overrides})  # the decoder is dropped: any valid size
+    # The decoder is dropped: any valid size where the source does not tell one (a Hugging Face
+    # classification config still names the pre-training decoder's).
+    defaults = {k: v for k, v in dict(decoder_embed_dim=weights.config["embed_dim"], decoder_depth=0, decoder_num_heads=1).items()
+                if k not in weights.config}
+    cfg = complete_config(weights, **{**defaults, **overrides})
     mae = VideoMAE(cfg)
     encoder_only = {k: v for k, v in weights.model.items() if k.startswith(("patch_embed.", "blocks.", "norm."))}
     no_norm = () if weights.final_norm else ("norm.",)

@@ -18,7 +18,9 @@ clip size, frame count and model name when present.
 
 from __future__ import annotations
 
+import argparse
 import re
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -178,6 +180,9 @@ def metadata(args: Any) -> dict[str, Any]:
         meta["tubelet_size"] = args["tubelet_size"]
     if isinstance(args.get("normlize_target"), bool):  # (sic) the official option's name
         meta["norm_target"] = args["normlize_target"]
+    for key in ("num_heads", "decoder_num_heads"):  # this toolkit's exports record them for any width
+        if isinstance(args.get(key), int):
+            meta[key] = args[key]
     name = str(args.get("model", ""))
     if m := re.search(r"patch(\d+)", name):
         meta["patch_size"] = int(m.group(1))
@@ -187,3 +192,94 @@ def metadata(args: Any) -> dict[str, Any]:
             if name.startswith("pretrain"):
                 meta["decoder_num_heads"] = dec
     return meta
+
+
+# --------------------------------------------------------------------------------------------------
+# Writing the official layout
+# --------------------------------------------------------------------------------------------------
+# Official model-name sizes by encoder width (the reverse of HEADS_BY_SIZE's names).
+SIZE_BY_WIDTH = {384: "small", 768: "base", 1024: "large", 1280: "huge", 1408: "giant"}
+OFFICIAL_BLOCK_KEYS = {mine: theirs for theirs, mine in BLOCK_KEYS.items()}
+
+
+def official_state(weights: Weights) -> dict[str, torch.Tensor]:
+    """``weights`` under the official names: VideoMAE's pre-training layout (AdaMAE's sampler
+    included), or the fine-tuned layout when the weights hold a classifier.
+
+    Raises:
+        WeightsError: for what the official code cannot hold (a learned or 3-D position table, an
+            attention distance bias).
+    """
+    cfg = weights.config
+    if cfg.get("pos_embed", "sincos_1d") != "sincos_1d" or "pos_embed" in weights.model:
+        raise WeightsError(f"{weights.source}: only VideoMAE's fixed 1-D sine/cosine position table has an official layout "
+                           f"(model.pos_embed={cfg.get('pos_embed')})")
+    if cfg.get("attn_bias", "none") != "none":
+        raise WeightsError(f"{weights.source}: model.attn_bias={cfg['attn_bias']} has no counterpart in the official code")
+    prefix = "" if weights.classifier else "encoder."
+    out: dict[str, torch.Tensor] = {}
+    for key, value in weights.model.items():
+        if weights.classifier and not key.startswith(("patch_embed.", "blocks.", "norm.")):
+            continue  # a fine-tuned model keeps no decoder
+        out[_official_name(key, prefix, weights.source)] = value
+    for key, value in (weights.classifier or {}).items():
+        out[key] = value  # fc_norm.*, head.*: the same names
+    if weights.policy is not None:
+        out.update(_official_sampler(weights.policy))
+    return out
+
+
+def _official_name(key: str, prefix: str, source: str) -> str:
+    """This toolkit's MAE name -> the official one (the inverse of :func:`_place`)."""
+    if m := re.fullmatch(r"patch_embed\.(weight|bias)", key):
+        return f"{prefix}patch_embed.proj.{m.group(1)}"
+    if m := re.fullmatch(r"blocks\.(\d+)\.(.+)", key):
+        return f"{prefix}blocks.{m.group(1)}.{OFFICIAL_BLOCK_KEYS[m.group(2)]}"
+    if m := re.fullmatch(r"norm\.(weight|bias)", key):
+        return f"{prefix}norm.{m.group(1)}"
+    if key in ("encoder_to_decoder.weight", "mask_token"):
+        return key
+    if m := re.fullmatch(r"decoder_blocks\.(\d+)\.(.+)", key):
+        return f"decoder.blocks.{m.group(1)}.{OFFICIAL_BLOCK_KEYS[m.group(2)]}"
+    if m := re.fullmatch(r"(decoder_norm|head)\.(weight|bias)", key):
+        return f"decoder.{'norm' if m.group(1) == 'decoder_norm' else 'head'}.{m.group(2)}"
+    raise WeightsError(f"{source}: tensor {key} has no place in the official layout")
+
+
+def _official_sampler(policy: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """AdaptiveMasking names -> ``encoder.pos_embed_probs`` and ``encoder.get_token_probs.*``."""
+    depth = count_blocks(policy, "blocks.")
+    out = {"encoder.pos_embed_probs": policy["pos_embed"]}
+    for key, value in policy.items():
+        if m := re.fullmatch(r"blocks\.(\d+)\.(.+)", key):
+            out[f"encoder.get_token_probs.{m.group(1)}.{OFFICIAL_BLOCK_KEYS[m.group(2)]}"] = value
+        elif m := re.fullmatch(r"head\.(weight|bias)", key):
+            out[f"encoder.get_token_probs.{depth}.{m.group(1)}"] = value
+    return out
+
+
+def official_args(weights: Weights) -> argparse.Namespace:
+    """The ``args`` an official run stores, so that its loaders (and this reader) know the geometry:
+    the model name (size, patch, clip side), clip size, frames, tubelet, target normalization,
+    decoder depth, and the heads for widths without an official name."""
+    cfg = weights.config
+    size = SIZE_BY_WIDTH.get(int(cfg["embed_dim"]), "custom")
+    kind = "vit" if weights.classifier else "pretrain_videomae"
+    args = argparse.Namespace(
+        model=f"{kind}_{size}_patch{cfg['patch_size']}_{cfg.get('img_size', 224)}",
+        input_size=cfg.get("img_size"), num_frames=cfg.get("num_frames"), tubelet_size=cfg.get("tubelet_size"),
+        num_heads=cfg.get("num_heads"), decoder_num_heads=cfg.get("decoder_num_heads"),
+        decoder_depth=cfg.get("decoder_depth"),
+    )
+    if "norm_target" in cfg:
+        args.normlize_target = bool(cfg["norm_target"])  # (sic) the official option's name
+    if weights.classifier:
+        args.nb_classes = int(weights.classifier["head.weight"].shape[0])
+    return args
+
+
+def write_official(weights: Weights, path: str | Path) -> Path:
+    """An official-layout ``.pth`` (``{"model": state, "args": Namespace}``), written atomically."""
+    from adamae_rl.utils.checkpoint import atomic_save
+
+    return atomic_save({"model": official_state(weights), "args": official_args(weights)}, Path(path))

@@ -255,11 +255,22 @@ class Block(nn.Module):
         if dropout > 0:  # appended last, so parameter names (mlp.0, mlp.2) do not depend on it
             layers.append(nn.Dropout(dropout))
         self.mlp = nn.Sequential(*layers)
+        # Stochastic depth (fine-tuning's drop path): in training, each sample skips each residual
+        # branch with this probability (the kept ones scaled up). Not a parameter; 0 = off.
+        self.drop_path = 0.0
 
     def forward(self, x: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
         """x: ``[B, L, D]`` (, attention logit bias ``[B or 1, H, L, L]``) -> ``[B, L, D]``."""
-        x = x + self.attn(self.norm1(x), bias)
-        return x + self.mlp(self.norm2(x))
+        x = x + self._dropped(self.attn(self.norm1(x), bias))
+        return x + self._dropped(self.mlp(self.norm2(x)))
+
+    def _dropped(self, branch: torch.Tensor) -> torch.Tensor:
+        """``branch`` ``[B, ...]`` with whole samples zeroed at rate :attr:`drop_path` in training."""
+        if not self.training or self.drop_path <= 0:
+            return branch
+        keep = 1.0 - self.drop_path
+        shape = (branch.shape[0],) + (1,) * (branch.dim() - 1)
+        return branch * branch.new_empty(shape).bernoulli_(keep).div_(keep)
 
 
 def compile_blocks(module: nn.Module) -> bool:

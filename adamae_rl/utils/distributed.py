@@ -107,7 +107,7 @@ def agree_any(*flags: bool) -> list[bool]:
     """
     if not dist.is_initialized():
         return [bool(f) for f in flags]
-    values = torch.tensor([1.0 if f else 0.0 for f in flags], device=_collective_device())
+    values = torch.tensor([1.0 if f else 0.0 for f in flags], device=collective_device())
     dist.all_reduce(values, op=dist.ReduceOp.MAX)
     return [bool(v) for v in values.tolist()]
 
@@ -116,7 +116,7 @@ def agree_max(value: int) -> int:
     """The largest ``value`` over all processes (e.g. the number of a signal one of them received)."""
     if not dist.is_initialized():
         return int(value)
-    t = torch.tensor([float(value)], device=_collective_device())
+    t = torch.tensor([float(value)], device=collective_device())
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
     return int(t.item())
 
@@ -135,8 +135,8 @@ def barrier() -> None:
         dist.barrier()
 
 
-def _collective_device() -> torch.device:
-    # nccl reduces CUDA tensors only; gloo CPU tensors.
+def collective_device() -> torch.device:
+    """Where collective tensors live: the current CUDA device under nccl, else the CPU."""
     if dist.get_backend() == "nccl":
         return torch.device("cuda", torch.cuda.current_device())
     return torch.device("cpu")

@@ -77,9 +77,12 @@ def test_layer_decay_scales() -> None:
 
 
 def test_lr_factor_warms_up_then_decays_to_the_floor() -> None:
-    s = FinetuneSettings(steps=100, warmup_steps=10, lr=1e-3, min_lr=1e-5)
-    assert lr_factor(0, s) == pytest.approx(0.1)
-    assert lr_factor(9, s) == pytest.approx(1.0)
-    assert lr_factor(100, s) == pytest.approx(1e-2)
-    factors = [lr_factor(i, s) for i in range(10, 101)]
+    total, warmup = FinetuneSettings(steps=100, warmup_steps=10).schedule(steps_per_epoch=7)
+    assert (total, warmup) == (100, 10)
+    assert lr_factor(0, total, warmup, 1e-3, 1e-5) == pytest.approx(0.1)
+    assert lr_factor(9, total, warmup, 1e-3, 1e-5) == pytest.approx(1.0)
+    assert lr_factor(100, total, warmup, 1e-3, 1e-5) == pytest.approx(1e-2)
+    # In epochs: 3 epochs of 7 steps, warmup 1 epoch.
+    assert FinetuneSettings(steps=None, epochs=3, warmup_steps=None, warmup_epochs=1).schedule(7) == (21, 7)
+    factors = [lr_factor(i, total, warmup, 1e-3, 1e-5) for i in range(10, 101)]
     assert all(a >= b for a, b in zip(factors, factors[1:]))
