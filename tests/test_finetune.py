@@ -126,3 +126,19 @@ def test_two_process_fine_tuning_scores_like_one(smoke_dir: Path, tmp_path: Path
     for key in ("top1", "top5"):
         assert a["pretrained"]["finetune"][key] == b["pretrained"]["finetune"][key]
     assert a["pretrained"]["finetune"]["final_train_loss"] == pytest.approx(b["pretrained"]["finetune"]["final_train_loss"], rel=1e-4)
+
+
+def test_cli_recipe_with_overrides() -> None:
+    from adamae_rl.finetune import finetune_settings, options_from_args, parse_args
+
+    args = parse_args(["src", "--recipe", "ssv2_vit_b", "--steps", "5", "--mixup", "0", "--test-views", "1x1"])
+    settings = finetune_settings(args)
+    assert (settings.steps, settings.epochs, settings.mixup, settings.cutmix, settings.test_views) == (5, None, 0.0, 1.0, "1x1")
+    assert settings.schedule(steps_per_epoch=100) == (5, 5)  # 5 warmup epochs, capped at the length
+    options = options_from_args(args)
+    assert options.temporal_mode == "segments" and options.finetune is not None
+    assert options_from_args(parse_args(["src", "--recipe", "k400_vit_b"])).sampling_rate == 4
+    with pytest.raises(SystemExit):
+        parse_args(["src", "--steps", "5", "--epochs", "2"])
+    with pytest.raises(ValueError, match="must look like TxS"):
+        finetune_settings(parse_args(["src", "--test-views", "2by3"]))
