@@ -170,7 +170,27 @@ def format_report(report: dict) -> str:
         for protocol, scores in report.get(encoder, {}).items():
             se = (scores["top1"] * (1 - scores["top1"]) / val) ** 0.5
             lines.append(f"  {encoder:<11} {protocol:<8} top1={scores['top1']:.4f} (s.e. {se:.4f}) top5={scores['top5']:.4f}")
+    for protocol, scores in report.get("random_init", {}).items():
+        lines += gap_lines(report, protocol, report["pretrained"][protocol]["top1"], scores["top1"], val)
     return "\n".join(lines)
+
+
+def gap_lines(report: dict, protocol: str, pretrained: float, random_init: float, val: int) -> list[str]:
+    """The gap between the pre-trained and the random encoder, and, where pre-training does not
+    show, plainly why a short run cannot show it."""
+    se = ((pretrained * (1 - pretrained) + random_init * (1 - random_init)) / val) ** 0.5
+    gap = pretrained - random_init
+    lines = [f"  {protocol}: pre-trained - random init = {100 * gap:+.1f} points ({gap / max(se, 1e-12):+.1f} s.e., unpaired)"]
+    if gap <= 2 * se:
+        lines.append(
+            f"  the pre-trained encoder is not above its random initialisation on this {protocol}: after "
+            f"{report.get('step')} pre-training steps the encoder has not learned what these labels need. "
+            "Pre-training shows with a "
+            "longer run (trainer.max_steps=...), the probe that keeps where and when things move "
+            "(--probe-pool grid; a mean over all tokens erases motion direction), or fine-tuning; see the "
+            "README's 'What pre-training shows at the demo's budget'."
+        )
+    return lines
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -142,3 +142,16 @@ def test_cli_recipe_with_overrides() -> None:
         parse_args(["src", "--steps", "5", "--epochs", "2"])
     with pytest.raises(ValueError, match="must look like TxS"):
         finetune_settings(parse_args(["src", "--test-views", "2by3"]))
+
+
+def test_report_says_plainly_when_pretraining_does_not_show() -> None:
+    from adamae_rl.finetune import format_report
+
+    report = {"run_dir": "r", "step": 400, "policy": "random", "mask_ratio": 0.9, "train_clips": 1024, "val_clips": 256,
+              "num_classes": 8, "pretrained": {"probe": {"top1": 0.117, "top5": 0.66}},
+              "random_init": {"probe": {"top1": 0.199, "top5": 0.71}}}
+    text = format_report(report)
+    assert "probe: pre-trained - random init = -8.2 points (-2.6 s.e., unpaired)" in text
+    assert "not above its random initialisation" in text and "after 400 pre-training steps" in text
+    report["pretrained"]["probe"]["top1"] = 0.45
+    assert "not above" not in format_report(report)

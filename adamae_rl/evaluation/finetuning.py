@@ -134,7 +134,7 @@ RECIPES: dict[str, FinetuneSettings] = {
     "quick": FinetuneSettings(),
     "ssv2_vit_b": FinetuneSettings(**_VIDEOMAE, epochs=50, blr=5e-4, flip=False, test_views="2x3"),
     "k400_vit_b": FinetuneSettings(**_VIDEOMAE, epochs=100, blr=1e-3, flip=True, test_views="5x3"),
-    "cpu": FinetuneSettings(**{**_VIDEOMAE, "warmup_epochs": 1, "batch_size": 16}, epochs=8, blr=1e-3, flip=False),
+    "cpu": FinetuneSettings(**{**_VIDEOMAE, "warmup_epochs": 1, "batch_size": 16}, epochs=4, blr=1e-3, flip=False),
 }
 
 
