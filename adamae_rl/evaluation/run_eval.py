@@ -121,6 +121,8 @@ def _run_hooks(options: EvalOptions, name: str, proc: Process) -> dict[str, Any]
     if options.run_dir is None:
         return {}
     folder = Path(options.run_dir) / "checkpoints"
+    if (folder / "last.pt").exists():  # its metrics.jsonl and TensorBoard files are the pre-training's
+        raise ValueError(f"--run-dir {options.run_dir} holds a pre-training run: give fine-tuning a directory of its own")
     path = folder / f"finetune_{name}.pt"
     resume = None
     if path.exists():
@@ -128,7 +130,13 @@ def _run_hooks(options: EvalOptions, name: str, proc: Process) -> dict[str, Any]
         if resume.get("settings") != asdict(options.finetune):
             raise RunError(f"{path} was written with other fine-tuning settings: use another --run-dir, or delete it to start over")
         log.info("fine-tuning resumes from %s at step %d", path, resume["step"])
-    metrics = MetricLog(Path(options.run_dir), tensorboard=False) if proc.is_main else None
+    metrics = MetricLog(Path(options.run_dir), True, resume["step"] if resume else None) if proc.is_main else None
+    if proc.is_main:  # what this run is: its settings and data, next to its metrics
+        atomic_write_json(Path(options.run_dir) / f"finetune_{name}.json", {
+            "settings": asdict(options.finetune), "train_list": options.train_list, "val_list": options.val_list,
+            "temporal_mode": options.temporal_mode, "sampling_rate": options.sampling_rate,
+            "precision": options.precision, "world_size": proc.world_size,
+        })
 
     def save(state: dict) -> None:
         if proc.is_main:
