@@ -36,6 +36,7 @@ from adamae_rl.evaluation.data import LabelledSplit, batches
 from adamae_rl.evaluation.encoder import VideoClassifier
 from adamae_rl.evaluation.metrics import topk_accuracy
 from adamae_rl.evaluation.testing import VIEW_SCORES, SingleView, multi_view_scores
+from adamae_rl.utils import checkpoint as ckpt_io
 from adamae_rl.utils.distributed import Process, all_reduce_mean, collective_device
 from adamae_rl.utils.optim import decays, warmup_cosine_factor
 
@@ -269,8 +270,11 @@ def finetune(
     step, losses = 0, []
     if resume is not None:
         step = _restore(resume, classifier, opt, scaler, ema, sampler)
+    # A private generator: starting an epoch's iterator then never draws from torch's global RNG,
+    # whose state (drop path's draws) a checkpoint carries.
     loader = DataLoader(AugmentedClips(train, settings), batch_size=settings.batch_size, sampler=sampler, drop_last=True,
-                        num_workers=num_workers, collate_fn=_collate, multiprocessing_context="fork" if num_workers else None)
+                        num_workers=num_workers, collate_fn=_collate, multiprocessing_context="fork" if num_workers else None,
+                        generator=torch.Generator().manual_seed(settings.seed))
     autocast = torch.autocast(device.type, dtype=precision) if precision is not None else nullcontext()
     bar = tqdm(total=total, initial=step, desc="fine-tune", unit="step", disable=not (progress and proc.is_main), leave=False)
     while step < total:
@@ -389,6 +393,7 @@ def _state(step: int, classifier: nn.Module, opt: torch.optim.Optimizer, scaler:
         "scaler": scaler.state_dict() if scaler is not None else None,
         "ema": ema.state_dict() if ema is not None else None,
         "data": {"epoch": sampler.epoch, "start": sampler.start},
+        "rng": ckpt_io.rng_state(),  # drop path draws from torch's generator
     }
 
 
@@ -400,4 +405,6 @@ def _restore(state: dict, classifier: nn.Module, opt: torch.optim.Optimizer, sca
     if ema is not None and state.get("ema") is not None:
         ema.load_state_dict(state["ema"])
     sampler.epoch, sampler.start = int(state["data"]["epoch"]), int(state["data"]["start"])
+    if state.get("rng") is not None:
+        ckpt_io.set_rng_state(state["rng"])
     return int(state["step"])

@@ -109,30 +109,35 @@ def evaluate_encoder(
     if "finetune" in options.protocols:
         torch.manual_seed(options.finetune.seed)  # the head's initial weights
         classifier = classifier if classifier is not None else VideoClassifier(mae, num_classes)
-        hooks = _run_hooks(options, name, proc)
-        out["finetune"] = finetune(classifier, train, val, options.finetune, device, options.progress, options.num_workers,
-                                   proc=proc, precision=PRECISIONS[options.precision], **hooks)
+        hooks, metrics = _run_hooks(options, name, proc)
+        try:
+            out["finetune"] = finetune(classifier, train, val, options.finetune, device, options.progress, options.num_workers,
+                                       proc=proc, precision=PRECISIONS[options.precision], **hooks)
+        finally:
+            if metrics is not None:
+                metrics.close()
         log.info("finetune: top1=%.4f top5=%.4f", out["finetune"]["top1"], out["finetune"]["top5"])
     return out
 
 
-def _run_hooks(options: EvalOptions, name: str, proc: Process) -> dict[str, Any]:
-    """Checkpoints (resumed when present) and metrics of a fine-tuning run in ``options.run_dir``."""
+def _run_hooks(options: EvalOptions, name: str, proc: Process) -> tuple[dict[str, Any], MetricLog | None]:
+    """Checkpoint (resumed when present) and metrics of a fine-tuning run, in ``options.run_dir/name``
+    (``pretrained``, ``random_init``): ``checkpoint.pt``, ``finetune.json``, ``metrics.jsonl``, ``tb/``."""
     if options.run_dir is None:
-        return {}
-    folder = Path(options.run_dir) / "checkpoints"
-    if (folder / "last.pt").exists():  # its metrics.jsonl and TensorBoard files are the pre-training's
+        return {}, None
+    if (Path(options.run_dir) / "checkpoints" / "last.pt").exists():
         raise ValueError(f"--run-dir {options.run_dir} holds a pre-training run: give fine-tuning a directory of its own")
-    path = folder / f"finetune_{name}.pt"
+    folder = Path(options.run_dir) / name
+    path = folder / "checkpoint.pt"
     resume = None
     if path.exists():
         resume = ckpt_io.load_checkpoint(path)
         if resume.get("settings") != asdict(options.finetune):
             raise RunError(f"{path} was written with other fine-tuning settings: use another --run-dir, or delete it to start over")
         log.info("fine-tuning resumes from %s at step %d", path, resume["step"])
-    metrics = MetricLog(Path(options.run_dir), True, resume["step"] if resume else None) if proc.is_main else None
+    metrics = MetricLog(folder, True, resume["step"] if resume else None) if proc.is_main else None
     if proc.is_main:  # what this run is: its settings and data, next to its metrics
-        atomic_write_json(Path(options.run_dir) / f"finetune_{name}.json", {
+        atomic_write_json(folder / "finetune.json", {
             "settings": asdict(options.finetune), "train_list": options.train_list, "val_list": options.val_list,
             "temporal_mode": options.temporal_mode, "sampling_rate": options.sampling_rate,
             "precision": options.precision, "world_size": proc.world_size,
@@ -143,11 +148,9 @@ def _run_hooks(options: EvalOptions, name: str, proc: Process) -> dict[str, Any]
             ckpt_io.atomic_save({**state, "settings": asdict(options.finetune)}, path)
         barrier()
 
-    def write(step: int, values: dict) -> None:
-        metrics.log(step, {f"{name}/{k}": v for k, v in values.items()})
-
-    return {"resume": resume, "on_checkpoint": save, "ckpt_every": options.ckpt_every,
-            "on_log": write if metrics is not None else None}
+    hooks = {"resume": resume, "on_checkpoint": save, "ckpt_every": options.ckpt_every,
+             "on_log": metrics.log if metrics is not None else None}
+    return hooks, metrics
 
 
 @dataclass
