@@ -189,3 +189,16 @@ def test_an_interrupted_fine_tuning_resumes_exactly(official_finetuned: Path, li
     assert resumed["steps"] == 4 and (resumed["top1"], resumed["top5"]) == (whole["top1"], whole["top5"])
     a, b = whole_model.state_dict(), resumed_model.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_model_ema_is_scored_next_to_the_raw_weights(official_finetuned: Path, lists) -> None:
+    from adamae_rl.evaluation.finetuning import finetune
+
+    train_list, val_list = lists
+    train, val = labelled_splits({"name": "video"}, GEOMETRY, 0, None, None, str(train_list), str(val_list))
+    settings = FinetuneSettings(steps=3, batch_size=4, lr=1e-2, warmup_steps=0, ema_decay=0.5)
+    model = load_classifier(official_finetuned)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    result = finetune(model, train, val, settings, torch.device("cpu"), progress=False)
+    assert {"top1", "top5", "raw_top1", "raw_top5"} <= set(result)
+    assert any(not torch.equal(before[k], v) for k, v in model.state_dict().items())  # the raw weights trained
