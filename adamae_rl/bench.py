@@ -38,6 +38,8 @@ from typing import Any
 import torch
 from hydra.errors import HydraException
 
+from adamae_rl.errors import UserError
+
 # Named configurations: training-config overrides plus timing defaults. Clip geometry and model
 # widths come from the `model` config group, as in training.
 CONFIGS: dict[str, dict[str, Any]] = {
@@ -69,7 +71,7 @@ CONFIGS: dict[str, dict[str, Any]] = {
 PRECISION_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
 
-class BenchError(ValueError):
+class BenchError(UserError, ValueError):
     """Bad bench input: printed as one line."""
 
 

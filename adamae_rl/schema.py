@@ -20,12 +20,12 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
 
 from adamae_rl.data.synthetic import BACKGROUNDS, LABELS
+from adamae_rl.errors import ConfigError
 from adamae_rl.models.videomae import MAEConfig
 from adamae_rl.utils.signature import describe_error, signature_problems
 
 
-class ConfigError(ValueError):
-    """A configuration value is unknown, of the wrong type or out of range (one line)."""
+# ConfigError: a configuration value is unknown, of the wrong type or out of range (one line).
 
 
 def resumable(default: Any = ..., **constraints: Any) -> Any:

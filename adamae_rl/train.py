@@ -28,7 +28,8 @@ import torch
 from tensordict import TensorDictBase
 
 from adamae_rl.builders import RunParts, autocast_dtype, build_run, plain, resolve_precision
-from adamae_rl.cli import run_command
+from adamae_rl.cli import run_command, strip_debug_flag
+from adamae_rl.errors import ConfigError
 from adamae_rl.metrics import foreground_enrichment
 from adamae_rl.policies.base import NonFiniteError
 from adamae_rl.schema import validate_config
@@ -70,14 +71,14 @@ def check_run_dir(run_dir: str | Path) -> None:
     """Create ``run_dir`` and prove it writable, or raise one clear error naming it."""
     run_dir = Path(run_dir)
     if run_dir.exists() and not run_dir.is_dir():
-        raise ValueError(f"run_dir {run_dir} exists and is not a directory")
+        raise ConfigError(f"run_dir {run_dir} exists and is not a directory")
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         probe = run_dir / f".write-test-{os.getpid()}"
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as err:
-        raise ValueError(f"run_dir {run_dir} is not writable: {err.strerror or err}") from None
+        raise ConfigError(f"run_dir {run_dir} is not writable: {err.strerror or err}") from None
 
 
 def train(cfg: dict, run_dir: Path, proc: Process, device: torch.device, overrides: list[str] | None) -> dict:
@@ -249,7 +250,7 @@ def preflight(argv: list[str]) -> None:
         with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
             cfg = plain(compose("config", overrides=list(argv)))
     except (HydraException, OmegaConfBaseException) as err:
-        raise ValueError(" ".join(str(err).split())) from None
+        raise ConfigError(" ".join(str(err).split())) from None
     validate_config(cfg)
     check_run_dir(cfg["run_dir"])
 
@@ -290,7 +291,7 @@ def _user_config_dirs(argv: list[str]) -> list[Path]:
 
 def main() -> None:
     logging.getLogger("torchrl").setLevel(logging.WARNING)
-    argv = rewrite_plugin_overrides(sys.argv[1:], [CONFIG_DIR, *_user_config_dirs(sys.argv)])
+    argv = rewrite_plugin_overrides(strip_debug_flag(sys.argv[1:]), [CONFIG_DIR, *_user_config_dirs(sys.argv)])
     run_command(lambda: preflight(argv), setup=False)
     sys.argv = [sys.argv[0], *argv]
     _hydra_entry()

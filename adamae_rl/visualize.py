@@ -33,6 +33,7 @@ from adamae_rl.api import geometry_of  # noqa: E402
 from adamae_rl.builders import load_run  # noqa: E402
 from adamae_rl.cli import ArgumentParser, run_command, setup_logging  # noqa: E402
 from adamae_rl.data.factory import make_dataset  # noqa: E402
+from adamae_rl.errors import ConfigError
 from adamae_rl.visualization.figures import save_clip_gif, save_clip_sheet, save_overview  # noqa: E402
 from adamae_rl.visualization.render import render  # noqa: E402
 from adamae_rl.metrics import foreground_enrichment  # noqa: E402
@@ -51,7 +52,7 @@ def held_out_clips(cfg: dict, run_geometry, count: int) -> dict[str, torch.Tenso
         data["val_clips"] = max(count, 1)
     dataset = make_dataset(data, "val", run_geometry, int(cfg["trainer"]["seed"]))
     if count > len(dataset):
-        raise ValueError(f"asked for {count} clips, the validation set has {len(dataset)}")
+        raise ConfigError(f"asked for {count} clips, the validation set has {len(dataset)}")
     items = [dataset[i] for i in range(count)]
     out = {"video": torch.stack([it["video"] for it in items])}
     if all("fg_tokens" in it for it in items):
@@ -67,7 +68,7 @@ def visualize(run_dir: str | Path, clips: int = 4, out: str | Path | None = None
     own plugin imports and ``_target_`` are never followed without them).
     """
     if clips < 1:
-        raise ValueError(f"--clips must be >= 1, got {clips}")
+        raise ConfigError(f"--clips must be >= 1, got {clips}")
     cfg, model, policy, ckpt = load_run(run_dir, checkpoint, imports=imports, allow_targets=allow_targets)
     out_dir = Path(out) if out else Path(run_dir) / "visualize"
     out_dir.mkdir(parents=True, exist_ok=True)

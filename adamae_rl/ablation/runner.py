@@ -23,6 +23,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from adamae_rl.errors import ConfigError
+
 log = logging.getLogger("adamae_rl.ablate")
 
 PROTOCOL_SETS = {"probe": ("probe",), "finetune": ("finetune",), "both": ("probe", "finetune")}
@@ -57,20 +59,20 @@ def expand_grid(grid: dict, seeds: Sequence[int]) -> list[Cell]:
     """Cells of ``grid`` (``base`` + ``cells: [{case, overrides}]``) for every seed, row by row."""
     rows = grid.get("cells") or []
     if not rows:
-        raise ValueError(f"grid {grid.get('name')!r} has no cells")
+        raise ConfigError(f"grid {grid.get('name')!r} has no cells")
     if not seeds:
-        raise ValueError("seeds must list at least one seed")
+        raise ConfigError("seeds must list at least one seed")
     base = list(grid.get("base") or [])
     cells = []
     for row, spec in enumerate(rows):
         if "case" not in spec:
-            raise ValueError(f"grid cell {row} needs a 'case' label; got {spec}")
+            raise ConfigError(f"grid cell {row} needs a 'case' label; got {spec}")
         overrides = base + [str(o) for o in spec.get("overrides") or []]
         for seed in seeds:
             cells.append(Cell(str(spec["case"]), overrides, int(seed), cell_name(overrides, int(seed)), row))
     names = [c.name for c in cells]
     if len(set(names)) != len(names):
-        raise ValueError(f"two grid cells have the same overrides: {sorted(n for n in names if names.count(n) > 1)}")
+        raise ConfigError(f"two grid cells have the same overrides: {sorted(n for n in names if names.count(n) > 1)}")
     return cells
 
 

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from adamae_rl.data.loader import DataError
+from adamae_rl.errors import ConfigError
 
 BACKENDS = ("decord", "torchcodec", "pyav")
 # data.decoder=auto takes the first of these that works here.
@@ -415,7 +416,7 @@ def resolve_decoder(name: str = "auto", device: str = "cpu") -> str:
     """
     name, device = str(name).lower(), str(device).lower()
     if device not in DEVICES:
-        raise ValueError(f"unknown data.decode_device {device!r}; known: {', '.join(DEVICES)}")
+        raise ConfigError(f"unknown data.decode_device {device!r}; known: {', '.join(DEVICES)}")
     if name == "auto":
         candidates = ["torchcodec"] if device == "cuda" else list(AUTO_ORDER)
         for candidate in candidates:
@@ -424,9 +425,9 @@ def resolve_decoder(name: str = "auto", device: str = "cpu") -> str:
                 return candidate
         name = candidates[-1]  # none works: report the last resort's problem below
     if name not in BACKENDS:
-        raise ValueError(f"unknown data.decoder {name!r}; known: auto, {', '.join(BACKENDS)}")
+        raise ConfigError(f"unknown data.decoder {name!r}; known: auto, {', '.join(BACKENDS)}")
     if device == "cuda" and name != "torchcodec":
-        raise ValueError(f"data.decode_device=cuda needs data.decoder=torchcodec (or auto), got {name!r}")
+        raise ConfigError(f"data.decode_device=cuda needs data.decoder=torchcodec (or auto), got {name!r}")
     problem = backend_problem(name)
     if problem is not None:
         raise DecoderUnavailable(f"video decoder {name!r} cannot run here ({problem}); install: {INSTALL_HINTS[name]}")

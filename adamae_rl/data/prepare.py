@@ -35,6 +35,7 @@ from tqdm import tqdm
 from adamae_rl.cli import ArgumentParser, run_command
 from adamae_rl.data.decoders import VideoReadError, check_file, scaled_size, short_reason
 from adamae_rl.data.video import VideoEntry, fg_mask_path, load_fg_mask, read_video_list, save_fg_mask
+from adamae_rl.errors import InputFileError, OutputError
 
 MANIFEST = "prepare.json"
 SKIPPED_FILE = "skipped.txt"
@@ -216,7 +217,7 @@ def prepare(
         if e.path not in report.skipped
     ]
     if not lines:
-        raise ValueError(f"no video of {list_file} could be read; see {out_dir / SKIPPED_FILE}")
+        raise InputFileError(f"no video of {list_file} could be read; see {out_dir / SKIPPED_FILE}")
     report.list_file = out_dir / list_file.name
     report.list_file.write_text("".join(lines))
     return report
@@ -235,7 +236,7 @@ def _check_manifest(out_dir: Path, options: EncodeOptions, list_file: Path) -> N
         changed = {k: (old.get(k), v) for k, v in wanted.items() if old.get(k) != v}
         if changed:
             diff = ", ".join(f"{k}: {a} -> {b}" for k, (a, b) in changed.items())
-            raise ValueError(f"{out_dir} holds videos prepared with other options ({diff}); choose another OUT")
+            raise OutputError(f"{out_dir} holds videos prepared with other options ({diff}); choose another OUT")
         return
     out_dir.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"options": wanted, "source_list": str(list_file)}, indent=2) + "\n")

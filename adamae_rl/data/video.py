@@ -49,6 +49,7 @@ from adamae_rl.data.decoders import (
     short_reason,
 )
 from adamae_rl.data.sources import register_data_source
+from adamae_rl.errors import ConfigError, InputFileError
 from adamae_rl.geometry import ClipGeometry
 from adamae_rl.data.loader import SKIPPED_KEY, DataError, SampleKey, log, split_key
 from adamae_rl.data.synthetic import pixel_mask_to_tokens
@@ -92,7 +93,7 @@ def read_video_list(list_file: str | os.PathLike, root: str | os.PathLike | None
         path, label = _parse_line(line, f"{list_file}:{number}")
         entries.append(VideoEntry(path=str(base / path), label=label))  # an absolute path wins
     if not entries:
-        raise ValueError(f"video list {list_file} holds no videos")
+        raise InputFileError(f"video list {list_file} holds no videos")
     return entries
 
 
@@ -105,18 +106,18 @@ def _read_list_text(list_file: Path) -> str:
             raise FileNotFoundError(f"video list {list_file} is a broken symbolic link") from None
         raise FileNotFoundError(f"video list {list_file} does not exist") from None
     except IsADirectoryError:
-        raise ValueError(f"video list {list_file} is a directory, not a list file") from None
+        raise InputFileError(f"video list {list_file} is a directory, not a list file") from None
     except OSError as err:
-        raise ValueError(f"video list {list_file} cannot be read: {err.strerror or err}") from None
+        raise InputFileError(f"video list {list_file} cannot be read: {err.strerror or err}") from None
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as err:
-        raise ValueError(
+        raise InputFileError(
             f"video list {list_file} is not UTF-8 text (byte {err.start}); is it a video? "
             f"pass a list file with 'path label' lines"
         ) from None
     if "\x00" in text:
-        raise ValueError(f"video list {list_file} is a binary file, not a list of 'path label' lines")
+        raise InputFileError(f"video list {list_file} is a binary file, not a list of 'path label' lines")
     return text
 
 
@@ -125,15 +126,15 @@ def _parse_line(line: str, where: str) -> tuple[str, int]:
     try:
         numbers = [int(f) for f in fields[1:]]
     except ValueError:
-        raise ValueError(f"{where}: expected 'path label' or 'path 0 -1', got {line!r}") from None
+        raise InputFileError(f"{where}: expected 'path label' or 'path 0 -1', got {line!r}") from None
     if len(fields) == 2:
         return fields[0], numbers[0]
     if len(fields) == 3:
         # VideoMAE v2 pre-training form: start frame and frame count; only whole files exist here.
         if numbers != [0, -1]:
-            raise ValueError(f"{where}: only whole-video entries 'path 0 -1' are supported, got {line!r}")
+            raise InputFileError(f"{where}: only whole-video entries 'path 0 -1' are supported, got {line!r}")
         return fields[0], -1
-    raise ValueError(f"{where}: expected 'path label' or 'path 0 -1', got {line!r}")
+    raise InputFileError(f"{where}: expected 'path label' or 'path 0 -1', got {line!r}")
 
 
 # --------------------------------------------------------------------------- temporal sampling
@@ -298,11 +299,11 @@ class SamplingOptions:
 
     def __post_init__(self) -> None:
         if self.temporal_mode not in TEMPORAL_MODES:
-            raise ValueError(f"temporal_mode must be one of {TEMPORAL_MODES}, got {self.temporal_mode!r}")
+            raise ConfigError(f"temporal_mode must be one of {TEMPORAL_MODES}, got {self.temporal_mode!r}")
         if self.sampling_rate < 1 or self.repeat < 1:
-            raise ValueError(f"sampling_rate={self.sampling_rate} and repeat={self.repeat} must be >= 1")
+            raise ConfigError(f"sampling_rate={self.sampling_rate} and repeat={self.repeat} must be >= 1")
         if not self.scales or not all(0 < s <= 1 for s in self.scales):
-            raise ValueError(f"scales must be a non-empty list of values in (0, 1], got {self.scales}")
+            raise ConfigError(f"scales must be a non-empty list of values in (0, 1], got {self.scales}")
 
 
 class VideoClips(Dataset):
@@ -334,7 +335,7 @@ class VideoClips(Dataset):
         max_skip_share: float = 0.5,
     ) -> None:
         if not entries:
-            raise ValueError("no videos given")
+            raise InputFileError("no videos given")
         self.entries = list(entries)
         self.geometry = geometry
         self.options = options
@@ -482,7 +483,7 @@ def build_video_dataset(cfg: Mapping[str, Any], split: str, geometry: ClipGeomet
         log.warning("data.val_list is not set: validating on data.train_list (centre clips)")
         list_file = cfg["train_list"]
     if not list_file:
-        raise ValueError("data.train_list is not set: pass data.train_list=/path/to/train.txt (lines 'path label')")
+        raise ConfigError("data.train_list is not set: pass data.train_list=/path/to/train.txt (lines 'path label')")
     return VideoClips(
         read_video_list(list_file, root=cfg.get("root")),
         geometry,

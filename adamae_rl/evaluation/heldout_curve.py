@@ -24,6 +24,7 @@ import torch
 
 from adamae_rl.cli import ArgumentParser, run_command
 from adamae_rl.data.synthetic import BACKGROUNDS, VAL_SEED_OFFSET, SyntheticClips
+from adamae_rl.errors import ConfigError
 from adamae_rl.evaluation.references import reference_token_errors, token_groups
 from adamae_rl.models import build_mae
 from adamae_rl.models.attention_bias import ATTN_BIASES
@@ -159,7 +160,7 @@ def main(argv: list[str] | None = None) -> None:
         args = parse_args(argv)
         settings = CurveSettings(**{k: v for k, v in vars(args).items() if k != "out"})
         if not 0 < settings.mask_ratio < 1:
-            raise ValueError(f"--mask-ratio must be in (0, 1), got {settings.mask_ratio}")
+            raise ConfigError(f"--mask-ratio must be in (0, 1), got {settings.mask_ratio}")
         result = heldout_curve(settings)
         if args.out:
             with open(args.out, "w", encoding="utf-8") as f:

@@ -13,6 +13,7 @@ import torch
 from adamae_rl.api import geometry_of
 from adamae_rl.builders import build_model, load_run
 from adamae_rl.data.synthetic import LABELS
+from adamae_rl.errors import ConfigError
 from adamae_rl.evaluation.data import LabelledSplit, labelled_splits, num_classes_of
 from adamae_rl.evaluation.encoder import VideoClassifier
 from adamae_rl.evaluation.finetuning import FinetuneSettings, finetune
@@ -65,9 +66,9 @@ class EvalOptions:
     def __post_init__(self) -> None:
         unknown = set(self.protocols) - set(PROTOCOLS)
         if unknown or not self.protocols:
-            raise ValueError(f"protocols must be a non-empty subset of {PROTOCOLS}, got {tuple(self.protocols)}")
+            raise ConfigError(f"protocols must be a non-empty subset of {PROTOCOLS}, got {tuple(self.protocols)}")
         if self.label is not None and self.label not in LABELS:
-            raise ValueError(f"label must be one of {', '.join(LABELS)}; got {self.label!r}")
+            raise ConfigError(f"label must be one of {', '.join(LABELS)}; got {self.label!r}")
 
 
 def evaluate_encoder(

@@ -29,6 +29,7 @@ from typing import Any
 
 from torch import nn
 
+from adamae_rl.errors import ConfigError
 from adamae_rl.interop.huggingface import is_hf_dir, read_hf, write_hf
 from adamae_rl.interop.native import is_native, is_run_checkpoint, read_native, read_run_checkpoint, write_native
 from adamae_rl.interop.official import read_official
@@ -68,7 +69,7 @@ def read_weights(path: str | Path, fmt: str | None = None) -> Weights:
     """Read any supported source as :class:`Weights` (``fmt`` forces the format)."""
     path = Path(path)
     if fmt is not None and fmt not in FORMATS:
-        raise ValueError(f"unknown weights format {fmt!r}; known: {', '.join(FORMATS)}")
+        raise ConfigError(f"unknown weights format {fmt!r}; known: {', '.join(FORMATS)}")
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist")
     if fmt == "hf" or (fmt is None and is_hf_dir(path)):
@@ -94,7 +95,7 @@ def write_weights(weights: Weights, path: str | Path, fmt: str) -> Path:
         return write_native(weights, path)
     if fmt == "hf":
         return write_hf(weights, path)
-    raise ValueError(f"cannot write format {fmt!r}; writable: adamae_rl, hf")
+    raise ConfigError(f"cannot write format {fmt!r}; writable: adamae_rl, hf")
 
 
 def export_weights(model: VideoMAE, policy: nn.Module | None = None, source: str = "model") -> Weights:

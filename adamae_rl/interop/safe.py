@@ -18,11 +18,13 @@ from typing import Any
 
 import torch
 
+from adamae_rl.errors import UserError
+
 # Classes that may be rebuilt from a checkpoint, besides what weights_only allows anyway.
 ALLOWED_GLOBALS: tuple[type, ...] = (argparse.Namespace,)
 
 
-class UnsafeCheckpointError(ValueError):
+class UnsafeCheckpointError(UserError, ValueError):
     """A checkpoint holds a pickled object outside the allow-list; nothing of it was run."""
 
 

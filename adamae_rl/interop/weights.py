@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from adamae_rl.errors import UserError
 from adamae_rl.models.videomae import MAEConfig, VideoMAE, sinusoid_table
 
 log = logging.getLogger("adamae_rl.interop")
@@ -34,7 +35,7 @@ POLICY_FIELDS = ("num_tokens", "embed_dim", "width", "depth", "num_heads", "mlp_
 ENCODER_PREFIXES = ("patch_embed.", "blocks.", "norm.")
 
 
-class WeightsError(ValueError):
+class WeightsError(UserError, ValueError):
     """Weights that do not fit: unknown, missing or wrongly shaped tensors, other geometry."""
 
 

@@ -11,12 +11,14 @@ import logging
 import os
 from pathlib import Path
 
+from adamae_rl.errors import UserError
+
 log = logging.getLogger("adamae_rl.rundir")
 
 LOCK_NAME = ".lock"
 
 
-class RunDirBusyError(RuntimeError):
+class RunDirBusyError(UserError, RuntimeError):
     """Another live process holds the run directory."""
 
 
