@@ -46,6 +46,7 @@ from adamae_rl.interop.weights import (
     policy_options,
 )
 from adamae_rl.models.videomae import VideoMAE
+from adamae_rl.utils.files import check_output_file
 
 log = logging.getLogger("adamae_rl.interop")
 
@@ -89,12 +90,18 @@ def read_weights(path: str | Path, fmt: str | None = None) -> Weights:
     return read_official(obj, f"checkpoint {path}")
 
 
-def write_weights(weights: Weights, path: str | Path, fmt: str) -> Path:
-    """Write ``weights`` as ``adamae_rl`` (a ``.pt`` file) or ``hf`` (a directory)."""
+def write_weights(weights: Weights, path: str | Path, fmt: str, force: bool = False,
+                  inputs: tuple[str | Path, ...] = ()) -> Path:
+    """Write ``weights`` as ``adamae_rl`` (a ``.pt`` file) or ``hf`` (a directory).
+
+    An existing ``path`` is refused unless ``force``; ``path`` may never be (or hold) one of
+    ``inputs``.
+    """
     if fmt == "adamae_rl":
+        check_output_file(path, "convert", force=force, inputs=inputs)
         return write_native(weights, path)
     if fmt == "hf":
-        return write_hf(weights, path)
+        return write_hf(weights, path, force=force, inputs=inputs)
     raise ConfigError(f"cannot write format {fmt!r}; writable: adamae_rl, hf")
 
 
