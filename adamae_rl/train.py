@@ -289,9 +289,28 @@ def _user_config_dirs(argv: list[str]) -> list[Path]:
     return dirs
 
 
+def sweep_dir_override(argv: list[str]) -> list[str]:
+    """``-m ... run_dir=X``: the sweep's jobs go to ``X/<overrides>`` (Hydra's sweep dir is X).
+
+    Raises:
+        ConfigError: ``run_dir`` itself is swept (every job would share one directory).
+    """
+    if not any(a in ("-m", "--multirun") for a in argv):
+        return argv
+    given = [a.split("=", 1)[1] for a in argv if a.startswith("run_dir=")]
+    if not given:
+        return argv
+    if "," in given[-1] or given[-1].startswith(("range(", "choice(", "glob(")):
+        raise ConfigError(f"run_dir cannot be swept (got {given[-1]!r}): give one run_dir=X, each job runs in X/<its overrides>")
+    if any(a.startswith("hydra.sweep.dir=") for a in argv):
+        return argv
+    return [*argv, f"hydra.sweep.dir={given[-1]}"]
+
+
 def main() -> None:
     logging.getLogger("torchrl").setLevel(logging.WARNING)
     argv = rewrite_plugin_overrides(strip_debug_flag(sys.argv[1:]), [CONFIG_DIR, *_user_config_dirs(sys.argv)])
+    argv = run_command(lambda: sweep_dir_override(argv), setup=False)
     run_command(lambda: preflight(argv), setup=False)
     sys.argv = [sys.argv[0], *argv]
     _hydra_entry()
