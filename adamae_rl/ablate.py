@@ -30,6 +30,7 @@ from adamae_rl.ablation.runner import run_ablation
 from adamae_rl.ablation.report import budget_line, cell_row, markdown_table, write_csv, write_plot
 from adamae_rl.data.synthetic import BACKGROUNDS
 from adamae_rl.errors import ConfigError, InputFileError
+from adamae_rl.utils.files import read_bounded
 
 log = logging.getLogger("adamae_rl.ablate")
 
@@ -73,10 +74,9 @@ def load_grid_file(path: Path) -> dict:
     """A grid of the user's own: a YAML mapping with ``name``, ``cells`` and optional ``base``/``title``."""
     import yaml
 
-    if not path.is_file():
-        raise FileNotFoundError(f"grid_file {path} does not exist")
+    text = read_bounded(path, "grid_file")
     try:
-        grid = yaml.safe_load(path.read_text(encoding="utf-8"))
+        grid = yaml.safe_load(text.decode("utf-8"))
     except UnicodeDecodeError:
         raise InputFileError(f"grid_file {path} is not UTF-8 text") from None
     except yaml.YAMLError as err:

@@ -50,6 +50,7 @@ from adamae_rl.data.decoders import (
 )
 from adamae_rl.data.sources import register_data_source
 from adamae_rl.errors import ConfigError, InputFileError
+from adamae_rl.utils.files import read_bounded
 from adamae_rl.geometry import ClipGeometry
 from adamae_rl.data.loader import SKIPPED_KEY, DataError, SampleKey, log, split_key
 from adamae_rl.data.synthetic import pixel_mask_to_tokens
@@ -98,17 +99,11 @@ def read_video_list(list_file: str | os.PathLike, root: str | os.PathLike | None
 
 
 def _read_list_text(list_file: Path) -> str:
-    """The text of a list file, or an error that names the file and what is wrong with it."""
-    try:
-        data = list_file.read_bytes()
-    except FileNotFoundError:
-        if list_file.is_symlink():
-            raise FileNotFoundError(f"video list {list_file} is a broken symbolic link") from None
-        raise FileNotFoundError(f"video list {list_file} does not exist") from None
-    except IsADirectoryError:
-        raise InputFileError(f"video list {list_file} is a directory, not a list file") from None
-    except OSError as err:
-        raise InputFileError(f"video list {list_file} cannot be read: {err.strerror or err}") from None
+    """The text of a list file, or an error that names the file and what is wrong with it.
+
+    Only a regular file of bounded size is read (``/dev/zero`` or a FIFO would never end).
+    """
+    data = read_bounded(list_file, "video list")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as err:

@@ -18,7 +18,8 @@ from typing import Any
 
 import torch
 
-from adamae_rl.errors import UserError
+from adamae_rl.errors import InputFileError, UserError
+from adamae_rl.utils.files import check_regular_file
 
 # Classes that may be rebuilt from a checkpoint, besides what weights_only allows anyway.
 ALLOWED_GLOBALS: tuple[type, ...] = (argparse.Namespace,)
@@ -39,8 +40,7 @@ def safe_load(path: str | Path, map_location: str | torch.device = "cpu") -> Any
         ValueError: the file is not a readable torch checkpoint.
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    check_regular_file(path, "checkpoint")  # a FIFO or a device would block or never end
     try:
         with torch.serialization.safe_globals(list(ALLOWED_GLOBALS)):
             obj = torch.load(path, map_location=map_location, weights_only=True)
@@ -53,7 +53,7 @@ def safe_load(path: str | Path, map_location: str | torch.device = "cpu") -> Any
             "loading it could run code. Nothing from the file was executed."
         ) from None
     except (RuntimeError, EOFError, OSError) as err:
-        raise ValueError(f"{path} is not a readable torch checkpoint: {err}") from err
+        raise InputFileError(f"{path} is not a readable torch checkpoint: {err}") from err
     return _plain(obj)
 
 

@@ -11,11 +11,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import stat
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from adamae_rl.errors import OutputError
+from adamae_rl.errors import InputFileError, OutputError
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
@@ -184,3 +185,57 @@ def check_output_file(path: str | Path, command: str, force: bool = False, input
     if (path.exists() or path.is_symlink()) and not force:
         raise OutputError(f"{command}: {path} exists; pass --force to overwrite it")
     return path
+
+
+# --------------------------------------------------------------------------- bounded input files
+
+# Text inputs (video lists, grid files) larger than this are refused: the largest public list
+# (Kinetics-700's training list) is about 30 MB.
+MAX_TEXT_INPUT_BYTES = 256 * 2**20
+
+
+def check_regular_file(path: str | Path, what: str) -> os.stat_result:
+    """``path``'s status if it is a regular file (links followed), else one error naming it.
+
+    A device (``/dev/zero``), a FIFO or a socket would be read forever or block; a folder is
+    named as one.
+
+    Raises:
+        FileNotFoundError: it does not exist (or is a broken link).
+        InputFileError: it is not a regular file.
+    """
+    path = Path(path)
+    try:
+        status = path.stat()
+    except FileNotFoundError:
+        broken = " (a broken symbolic link)" if path.is_symlink() else ""
+        raise FileNotFoundError(f"{what} {path} does not exist{broken}") from None
+    except OSError as err:
+        raise InputFileError(f"{what} {path} cannot be read: {err.strerror or err}") from None
+    if stat.S_ISDIR(status.st_mode):
+        raise InputFileError(f"{what} {path} is a directory, not a file")
+    if not stat.S_ISREG(status.st_mode):
+        kind = "FIFO" if stat.S_ISFIFO(status.st_mode) else "socket" if stat.S_ISSOCK(status.st_mode) else "device"
+        raise InputFileError(f"{what} {path} is a {kind}, not a regular file")
+    return status
+
+
+def read_bounded(path: str | Path, what: str, limit: int = MAX_TEXT_INPUT_BYTES) -> bytes:
+    """The bytes of a regular file of at most ``limit`` bytes.
+
+    Raises:
+        FileNotFoundError / InputFileError: see :func:`check_regular_file`; or it is larger
+            than ``limit`` (also when it grows past it while being read).
+    """
+    status = check_regular_file(path, what)
+    too_big = InputFileError(f"{what} {path} is larger than {limit // 2**20} MiB; is it the right file?")
+    if status.st_size > limit:
+        raise too_big
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(limit + 1)
+    except OSError as err:
+        raise InputFileError(f"{what} {path} cannot be read: {err.strerror or err}") from None
+    if len(data) > limit:
+        raise too_big
+    return data

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from helpers_memory import run_limited
 
 from adamae_rl.data.factory import ClipGeometry, make_dataset
 from adamae_rl.data.loader import SKIPPED_KEY
 from adamae_rl.data.synthetic import pixel_mask_to_tokens
 from adamae_rl.data.transforms import denormalize
+from adamae_rl.errors import InputFileError
+from adamae_rl.utils.files import MAX_TEXT_INPUT_BYTES
 from adamae_rl.data.video import (
     SamplingOptions,
     VideoClips,
@@ -171,3 +175,26 @@ def test_build_from_config_and_factory(tmp_path: Path, gray_video, write_list, g
         VideoClips([VideoEntry("x.mp4", 0)], ClipGeometry(7, 32, 8, 2))
     with pytest.raises(ValueError, match="temporal_mode"):
         SamplingOptions(temporal_mode="sparse")
+
+
+def test_list_must_be_a_bounded_regular_file(tmp_path: Path) -> None:
+    # /dev/zero used to be read until memory ran out: now refused before reading, under a 256 MiB cap.
+    result = run_limited("""
+        from adamae_rl.data.video import read_video_list
+        limit_memory(256)
+        try:
+            read_video_list("/dev/zero")
+        except Exception as err:
+            print(type(err).__name__, err)
+    """)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "InputFileError video list /dev/zero is a device, not a regular file"
+    fifo = tmp_path / "list.fifo"
+    os.mkfifo(fifo)  # reading a FIFO with no writer used to block forever
+    with pytest.raises(InputFileError, match="is a FIFO, not a regular file"):
+        read_video_list(fifo)
+    big = tmp_path / "big.txt"
+    with open(big, "wb") as handle:
+        handle.truncate(MAX_TEXT_INPUT_BYTES + 1)  # sparse: no disk used
+    with pytest.raises(InputFileError, match="larger than 256 MiB"):
+        read_video_list(big)
