@@ -42,7 +42,14 @@ from tqdm import tqdm
 
 from adamae_rl.cli import ArgumentParser, run_command
 from adamae_rl.data.decoders import VideoReadError, check_file, scaled_size, short_reason
-from adamae_rl.data.video import VideoEntry, fg_mask_path, load_fg_mask, read_video_list, save_fg_mask
+from adamae_rl.data.video import (
+    VideoEntry,
+    fg_mask_path,
+    fg_mask_shape,
+    load_fg_mask,
+    read_video_list,
+    save_fg_mask,
+)
 from adamae_rl.errors import ConfigError, InputFileError, OutputError
 from adamae_rl.utils.files import MANIFEST_NAME as OUTPUT_RECORD
 from adamae_rl.utils.files import OutputDir, atomic_write_text
@@ -211,11 +218,12 @@ def _transcode(inp, stream, tmp: Path, size: tuple[int, int], out_rate: Fraction
 
 def _copy_mask(source: Path, target: Path, kept: list[int], num_source: int) -> None:
     try:
-        mask = load_fg_mask(source)
+        frames = fg_mask_shape(source)[0]  # the header, checked before the mask is read
     except Exception as err:
         raise VideoReadError(f"unreadable foreground mask {source.name}: {short_reason(err)}") from None
-    if mask.shape[0] != num_source:
-        raise VideoReadError(f"foreground mask {source.name} has {mask.shape[0]} frames, video has {num_source}")
+    if frames != num_source:
+        raise VideoReadError(f"foreground mask {source.name} has {frames} frames, video has {num_source}")
+    mask = load_fg_mask(source)
     tmp = target.with_name(f".{target.name}.tmp.npz")
     try:
         save_fg_mask(tmp, mask[kept])

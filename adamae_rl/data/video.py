@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import os
 import time
+import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,6 +62,8 @@ FG_SUFFIX = ".fg.npz"
 # A draw that keeps hitting bad files gives up after this many reads: the stream's skip-share
 # check normally stops a run long before, this only guards against an endless loop.
 MAX_READ_ATTEMPTS = 20
+# A foreground mask is unpacked to one byte per pixel: at most this many (256 MiB) per video.
+MAX_FG_MASK_PIXELS = 256 * 2**20
 
 
 class BadVideoError(DataError):
@@ -266,10 +269,76 @@ def save_fg_mask(path: str | os.PathLike, fg: torch.Tensor) -> None:
     np.savez_compressed(path, packed=np.packbits(fg_np.reshape(-1)), shape=np.array(fg_np.shape))
 
 
+def fg_mask_shape(path: str | os.PathLike) -> tuple[int, int, int]:
+    """The ``[T, H, W]`` a mask file claims, checked against its own array headers.
+
+    Reads only the headers and the 3-element ``shape`` member, never the mask: a small file
+    can claim a huge shape, or a compressed member can inflate to gigabytes.
+
+    Raises:
+        InputFileError: not a mask written by :func:`save_fg_mask`, a shape that is not three
+            positive sides, more than ``MAX_FG_MASK_PIXELS``, or a ``packed`` member whose size
+            disagrees with the shape.
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            shape_header = _npy_header(archive, "shape.npy")
+            packed_header = _npy_header(archive, "packed.npy")
+            if shape_header[0] != (3,) or shape_header[1].kind not in "iu":
+                raise InputFileError(f"{path}: 'shape' must hold three integers, has shape {shape_header[0]} of {shape_header[1]}")
+            with archive.open("shape.npy") as member:
+                shape = tuple(int(v) for v in np.lib.format.read_array(member, allow_pickle=False))
+    except (zipfile.BadZipFile, KeyError, ValueError, OSError, EOFError) as err:
+        if isinstance(err, InputFileError):
+            raise
+        raise InputFileError(f"{path} is not a foreground mask file: {short_reason(err)}") from None
+    # shapes as TxHxW: short_reason() cuts messages at "] " (decord's source-location prefix)
+    sides = "x".join(map(str, shape))
+    if len(shape) != 3 or min(shape) < 1:
+        raise InputFileError(f"{path}: mask shape {sides} is not TxHxW with positive sides")
+    pixels = shape[0] * shape[1] * shape[2]
+    if pixels > MAX_FG_MASK_PIXELS:
+        raise InputFileError(f"{path}: mask shape {sides} has {pixels} pixels, more than {MAX_FG_MASK_PIXELS}")
+    if packed_header[0] != (-(-pixels // 8),) or packed_header[1] != np.uint8:
+        raise InputFileError(f"{path}: {packed_header[0][0] if packed_header[0] else 0} packed bytes do not match mask shape {sides}")
+    return shape  # type: ignore[return-value]
+
+
+def _npy_header(archive: zipfile.ZipFile, name: str) -> tuple[tuple[int, ...], np.dtype]:
+    with archive.open(name) as member:
+        version = np.lib.format.read_magic(member)
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(member)
+        elif version in ((2, 0), (3, 0)):
+            shape, _, dtype = np.lib.format.read_array_header_2_0(member)
+        else:
+            raise ValueError(f"npy format version {version}")
+    if dtype.hasobject:
+        raise ValueError(f"{name} holds Python objects")
+    return tuple(shape), dtype
+
+
+def check_fg_mask_fits(path: str | os.PathLike, shape: Sequence[int], num_frames: int, frame_size: Sequence[int]) -> None:
+    """A mask fits a video when it has one frame per video frame and the frames' aspect ratio.
+
+    Raises:
+        VideoReadError: it does not (the item is then skipped like a bad video).
+    """
+    name = Path(path).name
+    if shape[0] != num_frames:
+        raise VideoReadError(f"foreground mask {name} has shape {tuple(shape)}, video has {num_frames} frames")
+    height, width = frame_size
+    # the mask may be stored at another resolution (data.prepare scales videos, not masks), never
+    # at another aspect ratio: allow the rounding of even-sided scaling
+    if abs(shape[1] * width - shape[2] * height) > max(shape[1], shape[2], height, width) * 2:
+        raise VideoReadError(f"foreground mask {name} is {shape[1]}x{shape[2]}, video frames are {height}x{width}")
+
+
 def load_fg_mask(path: str | os.PathLike) -> torch.Tensor:
-    """Inverse of :func:`save_fg_mask`: bool ``[T, H, W]``."""
-    with np.load(path) as data:
-        shape = tuple(int(s) for s in data["shape"])
+    """Inverse of :func:`save_fg_mask`: bool ``[T, H, W]``; the header is checked first
+    (:func:`fg_mask_shape`), so memory stays within ``MAX_FG_MASK_PIXELS`` bytes."""
+    shape = fg_mask_shape(path)
+    with np.load(path, allow_pickle=False) as data:
         bits = np.unpackbits(data["packed"], count=int(np.prod(shape)))
     return torch.from_numpy(bits.reshape(shape).astype(bool))
 
@@ -374,7 +443,7 @@ class VideoClips(Dataset):
             num_video_frames, windows, wanted, frames = self._decode(entry.path, rng)
         finally:
             self.decode_seconds += time.perf_counter() - start
-        mask = self._load_mask(entry.path, num_video_frames)
+        mask = self._load_mask(entry.path, num_video_frames, frames.shape[1:3])
         clips = [self._clip(frames, mask, np.searchsorted(wanted, w), w, rng) for w in windows]
         label = torch.tensor(entry.label, dtype=torch.long)
         if opts.repeat == 1:
@@ -429,19 +498,19 @@ class VideoClips(Dataset):
         return clip
 
     @staticmethod
-    def _load_mask(video_path: str, num_video_frames: int) -> torch.Tensor | None:
+    def _load_mask(video_path: str, num_video_frames: int, frame_size: Sequence[int]) -> torch.Tensor | None:
+        """The video's foreground mask, its header checked against the video before it is read."""
         path = fg_mask_path(video_path)
         if not path.exists():
             return None
         try:
-            mask = load_fg_mask(path)
+            shape = fg_mask_shape(path)
+            check_fg_mask_fits(path, shape, num_video_frames, frame_size)
+            return load_fg_mask(path)
+        except VideoReadError:
+            raise
         except Exception as err:  # a broken mask makes the item unusable like a broken video
             raise VideoReadError(f"unreadable foreground mask {path.name}: {short_reason(err)}") from None
-        if mask.dim() != 3 or mask.shape[0] != num_video_frames:
-            raise VideoReadError(
-                f"foreground mask {path.name} has shape {tuple(mask.shape)}, video has {num_video_frames} frames"
-            )
-        return mask
 
 
 # --------------------------------------------------------------------------- config entry point

@@ -17,13 +17,16 @@ from adamae_rl.data.transforms import denormalize
 from adamae_rl.errors import InputFileError
 from adamae_rl.utils.files import MAX_TEXT_INPUT_BYTES
 from adamae_rl.data.video import (
+    BadVideoError,
     SamplingOptions,
     VideoClips,
     VideoEntry,
     VideoReadError,
     build_video_dataset,
     dense_indices,
+    load_fg_mask,
     read_video_list,
+    save_fg_mask,
     segment_indices,
 )
 
@@ -198,3 +201,54 @@ def test_list_must_be_a_bounded_regular_file(tmp_path: Path) -> None:
         handle.truncate(MAX_TEXT_INPUT_BYTES + 1)  # sparse: no disk used
     with pytest.raises(InputFileError, match="larger than 256 MiB"):
         read_video_list(big)
+
+
+def _hostile_mask(path: Path, shape: list[int], packed_len: int = 16) -> None:
+    np.savez_compressed(path, packed=np.zeros(packed_len, dtype=np.uint8), shape=np.array(shape))
+
+
+def test_mask_header_is_checked_before_the_mask_is_read(square_video: Path, geometry, tmp_path: Path) -> None:
+    mask_path = square_video.with_suffix(".fg.npz")
+    mask_path.unlink()
+    # A few hundred bytes that claim [24, 6000, 6000]: unpacking used to cost 2.3 GB for one item.
+    _hostile_mask(mask_path, [24, 6000, 6000])
+    assert mask_path.stat().st_size < 1000
+    list_file = tmp_path / "list.txt"
+    list_file.write_text(f"{square_video.name} 0\n")
+    result = run_limited(f"""
+        from adamae_rl.data.video import VideoClips, read_video_list
+        from adamae_rl.geometry import ClipGeometry
+        clips = VideoClips(read_video_list({str(list_file)!r}), ClipGeometry(8, 32, 8, 2), strict=True)
+        limit_memory(400)
+        try:
+            clips[(0, 0)]
+        except Exception as err:
+            print(type(err).__name__, err)
+    """)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "BadVideoError bad video" in result.stdout and "mask shape 24x6000x6000" in result.stdout
+    assert "more than 268435456" in result.stdout
+
+
+@pytest.mark.parametrize("shape, packed, needle", [
+    ([24, 48, 64], 5, "5 packed bytes do not match mask shape 24x48x64"),  # the bits do not match the claimed shape
+    ([24, 48], 9216, "'shape' must hold three integers"),
+    ([24, 0, 64], 1, "positive sides"),
+])
+def test_malformed_mask_headers_are_named(tmp_path: Path, shape: list[int], packed: int, needle: str) -> None:
+    path = tmp_path / "m.fg.npz"
+    _hostile_mask(path, shape, packed)
+    with pytest.raises(InputFileError) as err:
+        load_fg_mask(path)
+    assert needle in str(err.value)
+
+
+def test_mask_of_another_aspect_or_length_is_refused(square_video: Path, geometry) -> None:
+    mask_path = square_video.with_suffix(".fg.npz")
+    strict = VideoClips([VideoEntry(str(square_video), 3)], geometry, strict=True)
+    for shape, needle in (([24, 64, 48], "is 64x48, video frames are 48x64"), ([23, 48, 64], "video has 24 frames")):
+        save_fg_mask(mask_path, torch.zeros(shape, dtype=torch.bool))
+        with pytest.raises(BadVideoError, match=needle):
+            strict[(0, 0)]
+    save_fg_mask(mask_path, torch.zeros([24, 24, 32], dtype=torch.bool))  # half the resolution: fine
+    assert strict[(0, 0)]["fg_tokens"].shape == (NUM_TOKENS,)
