@@ -15,7 +15,7 @@ from __future__ import annotations
 import typing
 from collections.abc import Mapping
 from dataclasses import fields as dataclass_fields
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
 
@@ -121,7 +121,9 @@ class VideoData(_Section):
     max_distort: int = Field(ge=0)
     flip: bool
     repeat: int = Field(ge=1)
-    decode_short_side: int | None = Field(default=None, ge=1)
+    # Resumable: a run started before "auto" (null, native size) may continue at the new default;
+    # the clips differ by scaler rounding, as between decoders.
+    decode_short_side: Literal["auto"] | Annotated[int, Field(ge=1)] | None = resumable("auto")
     decode_threads: int = Field(ge=0)
     # Every backend gives the same frames, so a resumed run may switch (or predate these keys).
     decoder: str = resumable("auto")

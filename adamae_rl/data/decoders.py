@@ -125,9 +125,11 @@ class OpenVideo(ABC):
 
     Attributes:
         num_frames: frames in the first video stream.
+        frame_size: ``(width, height)`` of the frames as decoded (after any decode scaling).
     """
 
     num_frames: int
+    frame_size: tuple[int, int]
 
     @abstractmethod
     def get_frames(self, indices: Sequence[int]) -> torch.Tensor:
@@ -165,7 +167,8 @@ def open_video(
     """
     check_file(path)
     try:
-        size = None if decode_short_side is None else scaled_size(*probe_size(path), decode_short_side)
+        native = probe_size(path)
+        size = None if decode_short_side is None else scaled_size(*native, decode_short_side)
         video = _OPENERS[backend](path, size, threads, device)
     except VideoReadError:
         raise
@@ -173,6 +176,7 @@ def open_video(
         raise VideoReadError(f"cannot open as video: {short_reason(err)}") from None
     if video.num_frames <= 0:
         raise VideoReadError("no video frames")
+    video.frame_size = size or native
     return video
 
 

@@ -29,6 +29,7 @@ log and count it in the main process. ``strict=True`` raises :class:`BadVideoErr
 
 from __future__ import annotations
 
+import math
 import os
 import time
 import zipfile
@@ -64,6 +65,11 @@ FG_SUFFIX = ".fg.npz"
 MAX_READ_ATTEMPTS = 20
 # A foreground mask is unpacked to one byte per pixel: at most this many (256 MiB) per video.
 MAX_FG_MASK_PIXELS = 256 * 2**20
+# The frames one item decodes (uint8) may take at most this much: the float crop and its resize
+# briefly take about four times as much more (measured: 8 frames of 4000x4000, 384 MB decoded,
+# peaked at 1.7 GB above the process's base). Above it the video is skipped with a reason that
+# names data.decode_short_side, so a loader worker holds at most about 1.3 GB per item.
+MAX_DECODED_BYTES = 256 * 2**20
 
 
 class BadVideoError(DataError):
@@ -356,7 +362,7 @@ class SamplingOptions:
     max_distort: int = 1
     flip: bool = False
     repeat: int = 1
-    decode_short_side: int | None = None
+    decode_short_side: int | None = None  # see resolve_decode_short_side for data.decode_short_side=auto
     decode_threads: int = 1
     decoder: str = "auto"
     decode_device: str = "cpu"
@@ -465,6 +471,7 @@ class VideoClips(Dataset):
             num_video_frames = video.num_frames
             windows = [self._frame_indices(num_video_frames, rng) for _ in range(opts.repeat)]
             wanted = np.unique(np.concatenate(windows))
+            _check_decode_bytes(len(wanted), video.frame_size)
             frames = read_frames(video, wanted.tolist())
         return num_video_frames, windows, wanted, frames
 
@@ -513,16 +520,48 @@ class VideoClips(Dataset):
             raise VideoReadError(f"unreadable foreground mask {path.name}: {short_reason(err)}") from None
 
 
+def _check_decode_bytes(count: int, frame_size: tuple[int, int]) -> None:
+    """Refuse (as a bad video, with the reason) an item whose decoded frames exceed the bound."""
+    width, height = frame_size
+    need = count * width * height * 3
+    if need > MAX_DECODED_BYTES:
+        raise VideoReadError(
+            f"{count} frames of {width}x{height} would take {need / 2**30:.1f} GiB to decode; "
+            "set data.decode_short_side (auto scales to what the model needs)"
+        )
+
+
+def resolve_decode_short_side(value: int | str | None, img_size: int, scales: Sequence[float]) -> int | None:
+    """``data.decode_short_side``: ``auto`` -> the smallest short side that loses no pixel the model sees.
+
+    The smallest crop is ``min(scales) * short side`` and is resized to ``img_size``, so decoding
+    at ``img_size / min(scales)`` (rounded up to even) never upsamples a crop that native
+    decoding would have downsampled, and a 4000x4000 video costs what a 340x340 one does.
+    ``None`` decodes at the native size; an integer is used as given.
+    """
+    if value != "auto":
+        return None if value is None else int(value)
+    side = math.ceil(img_size / min(scales))
+    return side + side % 2
+
+
 # --------------------------------------------------------------------------- config entry point
 
 
-def sampling_options(cfg: Mapping[str, Any], train: bool) -> SamplingOptions:
-    """``SamplingOptions`` from a ``data`` config; validation never repeats clips."""
+def sampling_options(cfg: Mapping[str, Any], train: bool, img_size: int | None = None) -> SamplingOptions:
+    """``SamplingOptions`` from a ``data`` config; validation never repeats clips.
+
+    ``img_size``: the model's, needed for ``decode_short_side: auto`` (without it, ``auto``
+    decodes at the native size).
+    """
+    scales = tuple(float(s) for s in cfg.get("scales", SamplingOptions.scales))
     short_side = cfg.get("decode_short_side")
+    if short_side == "auto":
+        short_side = None if img_size is None else resolve_decode_short_side("auto", img_size, scales)
     return SamplingOptions(
         sampling_rate=int(cfg.get("sampling_rate", 4)),
         temporal_mode=str(cfg.get("temporal_mode", "dense")),
-        scales=tuple(float(s) for s in cfg.get("scales", SamplingOptions.scales)),
+        scales=scales,
         max_distort=int(cfg.get("max_distort", 1)),
         flip=bool(cfg.get("flip", False)),
         repeat=int(cfg.get("repeat", 1)) if train else 1,
@@ -551,7 +590,7 @@ def build_video_dataset(cfg: Mapping[str, Any], split: str, geometry: ClipGeomet
     return VideoClips(
         read_video_list(list_file, root=cfg.get("root")),
         geometry,
-        sampling_options(cfg, train),
+        sampling_options(cfg, train, geometry.img_size),
         train=train,
         strict=bool(cfg.get("strict", False)),
         max_skip_share=float(cfg.get("max_skip_share", 0.5)),

@@ -252,3 +252,57 @@ def test_mask_of_another_aspect_or_length_is_refused(square_video: Path, geometr
             strict[(0, 0)]
     save_fg_mask(mask_path, torch.zeros([24, 24, 32], dtype=torch.bool))  # half the resolution: fine
     assert strict[(0, 0)]["fg_tokens"].shape == (NUM_TOKENS,)
+
+
+def _large_video(path: Path, side: int, frames: int) -> None:
+    """A gradient video of ``side`` x ``side``, written frame by frame (never held whole)."""
+    import av
+
+    ramp = np.linspace(0, 255, side).astype(np.int64)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width = stream.height = side
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"preset": "ultrafast", "bf": "0"}
+        for t in range(frames):
+            row = ((ramp + 9 * t) % 256).astype(np.uint8)
+            image = np.broadcast_to(row[:, None, None], (side, side, 3)).copy()
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        container.mux(stream.encode())
+
+
+@pytest.mark.parametrize("decode_short_side, fits", [("auto", True), (None, False)])
+def test_large_video_decodes_at_the_size_training_needs(tmp_path: Path, decode_short_side, fits: bool) -> None:
+    # 10 frames of 2000x2000: native decoding (and the float crop) needs far more than 300 MiB;
+    # the default decodes at img_size / min(scales) = 32 / 0.66 -> 50 px and stays well inside.
+    path = tmp_path / "large.mp4"
+    _large_video(path, 2000, 10)
+    result = run_limited(f"""
+        from adamae_rl.data.video import VideoClips, VideoEntry, sampling_options
+        from adamae_rl.geometry import ClipGeometry
+        options = sampling_options({{"decode_short_side": {decode_short_side!r}}}, True, 32)
+        clips = VideoClips([VideoEntry({str(path)!r}, 0)], ClipGeometry(8, 32, 8, 2), options, strict=True)
+        limit_memory(300)
+        try:
+            item = clips[(0, 0)]
+            print("ok", options.decode_short_side, tuple(item["video"].shape))
+        except Exception as err:
+            print(type(err).__name__)
+    """, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    if fits:
+        assert result.stdout.strip() == "ok 50 (3, 8, 32, 32)"
+    else:  # the limit is real: without scaling the same read does not fit
+        assert result.stdout.strip() in ("MemoryError", "BadVideoError"), result.stdout
+
+
+def test_decode_size_rules() -> None:
+    from adamae_rl.data.video import MAX_DECODED_BYTES, _check_decode_bytes, resolve_decode_short_side
+
+    assert resolve_decode_short_side("auto", 224, (1.0, 0.875, 0.75, 0.66)) == 340  # ceil(339.4), even
+    assert resolve_decode_short_side("auto", 32, (1.0,)) == 32
+    assert resolve_decode_short_side(None, 224, (0.5,)) is None and resolve_decode_short_side(96, 224, (0.5,)) == 96
+    _check_decode_bytes(16, (640, 360))
+    with pytest.raises(VideoReadError, match=r"10 frames of 4000x4000 would take 0.4 GiB to decode; set data.decode_short_side"):
+        _check_decode_bytes(10, (4000, 4000))
+    assert 10 * 4000 * 4000 * 3 > MAX_DECODED_BYTES
