@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from adamae_rl.ablation.guard import die_with_parent
 from adamae_rl.errors import ConfigError
 
 log = logging.getLogger("adamae_rl.ablate")
@@ -165,15 +166,14 @@ def requested_probe_pool(eval_cfg: dict) -> str:
 # --------------------------------------------------------------------------------------------------
 # Child processes
 # --------------------------------------------------------------------------------------------------
-def _die_with_parent() -> None:
-    """In the child: get SIGTERM when the ablation process dies, even by SIGKILL (Linux only),
-    so that no orphaned training run keeps the CPU busy."""
-    try:
-        import ctypes
+GUARD = Path(__file__).with_name("guard.py")
 
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
+
+def launch(command: list[str], out: Any) -> subprocess.Popen:
+    """Start ``command`` behind the guard (``guard.py``): whatever signals this process's death
+    produces, the command receives one SIGTERM; output to the open file ``out``."""
+    return subprocess.Popen([sys.executable, str(GUARD), *command], stdout=out, stderr=subprocess.STDOUT,
+                            start_new_session=True, preexec_fn=die_with_parent)
 
 
 class Children:
@@ -182,7 +182,8 @@ class Children:
     The trainer answers SIGTERM by finishing its step and saving a checkpoint, so stopping an
     ablation loses at most one step. Children run in their own session: a Ctrl-C in the terminal
     reaches only the ablation, which forwards it once (a second signal would kill the trainer
-    before it saves).
+    before it saves). Every child runs behind ``guard.py``, so a ``kill -9`` of the ablation also
+    ends in exactly one SIGTERM to it.
     """
 
     def __init__(self) -> None:
@@ -215,8 +216,7 @@ class Children:
         with open(log_path, "a", encoding="utf-8") as out:
             out.write(f"\n$ {' '.join(command)}\n")
             out.flush()
-            self.current = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT,
-                                            start_new_session=True, preexec_fn=_die_with_parent)
+            self.current = launch(command, out)
             try:
                 return self.current.wait()
             finally:
