@@ -108,3 +108,17 @@ def test_a_run_checkpoint_carries_its_presets_heads(tmp_path):
     target = build_mae("tiny", **small)
     init_from(target, tmp_path / "last.pt")
     assert all(torch.equal(a, b) for a, b in zip(source.state_dict().values(), target.state_dict().values()))
+
+
+def test_non_finite_weights_are_named_as_the_files_fault(tmp_path):
+    from adamae_rl.interop import init_from
+    from adamae_rl.interop.weights import WeightsError
+    from adamae_rl.models.presets import build_mae
+
+    small = dict(img_size=32, num_frames=4)
+    state = build_mae("tiny", **small).state_dict()
+    state["blocks.0.attn.proj.weight"][0, 0] = float("nan")
+    run_cfg = {"model": {"preset": "tiny", **small}, "policy": {"name": "random"}}
+    torch.save({"config": run_cfg, "model": state, "step": 1}, tmp_path / "nan.pt")
+    with pytest.raises(WeightsError, match=r"non-finite values \(NaN or inf\) in 1 tensors \['blocks.0.attn.proj.weight'\]"):
+        init_from(build_mae("tiny", **small), tmp_path / "nan.pt")
