@@ -30,11 +30,12 @@ from adamae_rl.ablation.runner import run_ablation
 from adamae_rl.ablation.report import budget_line, cell_row, markdown_table, write_csv, write_plot
 from adamae_rl.data.synthetic import BACKGROUNDS
 from adamae_rl.errors import ConfigError, InputFileError
-from adamae_rl.utils.files import read_bounded
+from adamae_rl.utils.files import OutputDir, atomic_write_text, read_bounded
 
 log = logging.getLogger("adamae_rl.ablate")
 
 CONFIG_DIR = Path(__file__).parent / "configs_ablate"
+OUTPUT_FILES = ("ablation.md", "ablation.csv", "ablation.png")
 
 
 def split_argv(argv: list[str]) -> tuple[list[str], list[str]]:
@@ -106,13 +107,24 @@ def usage() -> str:
     )
 
 
+def claim_outputs(cfg: dict) -> OutputDir:
+    """``out`` as this command's folder: its files and the cells' and logs' folders, refused
+    where someone else's files are (unless ``force=true``); never the grid file's folder."""
+    out = OutputDir(cfg["out"], "ablate", force=bool(cfg.get("force")),
+                    inputs=[cfg["grid_file"]] if cfg.get("grid_file") else [], force_hint="force=true")
+    out.claim(*OUTPUT_FILES)
+    for folder in ("cells", "logs"):
+        out.claim_folder(folder)
+    return out
+
+
 def write_outputs(cfg: dict, cells, records, wall_s: float) -> list[Path]:
     """ablation.md, ablation.csv and ablation.png in ``cfg['out']``."""
     out = Path(cfg["out"])
     rows = [cell_row(cell, record, out) for cell, record in zip(cells, records)]
     title = f"{cfg['grid'].get('title', cfg['grid']['name'])} (grid {cfg['grid']['name']})"
     table = markdown_table(cells, rows, title, budget_line(cfg, cells, rows, wall_s))
-    (out / "ablation.md").write_text(table, encoding="utf-8")
+    atomic_write_text(out / "ablation.md", table)
     return [out / "ablation.md", write_csv(rows, out / "ablation.csv"), write_plot(cells, rows, out / "ablation.png", title)]
 
 
@@ -123,7 +135,7 @@ def main(argv: list[str] | None = None) -> None:
         print(usage())
         return
     cfg = run_command(lambda: compose_config(overrides, train_overrides), setup=False)
-    Path(cfg["out"]).mkdir(parents=True, exist_ok=True)
+    run_command(lambda: claim_outputs(cfg), setup=False)
     cells, records, wall_s = run_command(lambda: run_ablation(cfg), setup=False)
     paths = write_outputs(cfg, cells, records, wall_s)
     print((Path(cfg["out"]) / "ablation.md").read_text(encoding="utf-8"))

@@ -60,15 +60,18 @@ class OutputDir:
         force: overwrite existing files the record does not list.
         inputs: files and folders the command reads; none may lie inside ``path`` (a command
             that wrote into its own input would read its output back on the next run).
+        force_hint: how the command's user asks for ``force`` (for messages).
 
     Raises:
         OutputError: ``path`` is not a folder, or holds one of ``inputs``.
     """
 
-    def __init__(self, path: str | Path, command: str, force: bool = False, inputs: Iterable[str | Path] = ()) -> None:
+    def __init__(self, path: str | Path, command: str, force: bool = False, inputs: Iterable[str | Path] = (),
+                 force_hint: str = "--force") -> None:
         self.path = Path(path)
         self.command = command
         self.force = force
+        self.force_hint = force_hint
         if self.path.exists() and not self.path.is_dir():
             raise OutputError(f"{command}: output {self.path} exists and is not a folder")
         for source in inputs:
@@ -115,7 +118,7 @@ class OutputDir:
                 if target.exists() and not self.force:
                     raise OutputError(
                         f"{self.command}: {target} exists and was not written by {self.command}; "
-                        "pass --force to overwrite it, or choose another output folder"
+                        f"pass {self.force_hint} to overwrite it, or choose another output folder"
                     )
                 fresh.append(Path(rel).as_posix())
         if fresh:
@@ -138,7 +141,7 @@ class OutputDir:
             if occupied and not self.force:
                 raise OutputError(
                     f"{self.command}: {target} exists and was not written by {self.command}; "
-                    "pass --force to overwrite it, or choose another output folder"
+                    f"pass {self.force_hint} to overwrite it, or choose another output folder"
                 )
             self.owned.add(Path(rel).as_posix())
             self._write_record()
