@@ -78,6 +78,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     tune.add_argument("--seed", type=int, default=ft.seed, help="head initialisation and clip order")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--out", type=Path, help=f"where to write the report (default: RUN_DIR/{EVAL_FILE})")
+    p.add_argument("--force", action="store_true", help="overwrite an --out file that finetune did not write")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     return p.parse_args(argv)
 
@@ -127,7 +128,7 @@ def format_report(report: dict) -> str:
 def main(argv: list[str] | None = None) -> None:
     setup_logging()
     args = parse_args(argv)
-    report = run_command(lambda: evaluate_run(args.run_dir, options_from_args(args), args.out), setup=False)
+    report = run_command(lambda: evaluate_run(args.run_dir, options_from_args(args), args.out, args.force), setup=False)
     print(format_report(report))
     print(f"wrote {args.out or args.run_dir / EVAL_FILE}")
 

@@ -51,8 +51,7 @@ from adamae_rl.data.video import (
     save_fg_mask,
 )
 from adamae_rl.errors import ConfigError, InputFileError, OutputError
-from adamae_rl.utils.files import MANIFEST_NAME as OUTPUT_RECORD
-from adamae_rl.utils.files import OutputDir, atomic_write_text
+from adamae_rl.utils.files import OutputDir, atomic_write_text, record_name
 from adamae_rl.errors import InputFileError, OutputError
 
 MANIFEST = "prepare.json"
@@ -273,7 +272,7 @@ def prepare(
     list_file, out_dir = Path(list_file), Path(out_dir)
     entries = read_video_list(list_file, root)
     base = Path(root) if root else list_file.parent
-    if list_file.name in (MANIFEST, SKIPPED_FILE, OUTPUT_RECORD, VIDEO_DIR):
+    if list_file.name in (MANIFEST, SKIPPED_FILE, record_name(COMMAND), VIDEO_DIR):
         raise InputFileError(f"the list's name {list_file.name} is one of prepare's own files in OUT; rename the list")
     folders = {os.path.dirname(os.path.abspath(e.path)) for e in entries}  # a video is inside OUT iff its folder is
     out = OutputDir(out_dir, COMMAND, force=force, inputs=[list_file, *folders])

@@ -20,7 +20,7 @@ from adamae_rl.evaluation.finetuning import FinetuneSettings, finetune
 from adamae_rl.evaluation.probe import ProbeSettings, linear_probe
 from adamae_rl.models.videomae import VideoMAE
 from adamae_rl.utils.distributed import resolve_device
-from adamae_rl.utils.files import atomic_write_json
+from adamae_rl.utils.files import atomic_write_json, claim_file
 
 log = logging.getLogger("adamae_rl.evaluation")
 
@@ -87,8 +87,13 @@ def evaluate_encoder(
     return out
 
 
-def evaluate_run(run_dir: str | Path, options: EvalOptions, out: str | Path | None = None) -> dict[str, Any]:
+def evaluate_run(run_dir: str | Path, options: EvalOptions, out: str | Path | None = None,
+                 force: bool = False) -> dict[str, Any]:
     """Evaluate the run in ``run_dir`` and write ``eval.json`` there (or to ``out``).
+
+    ``out`` is claimed before the work (:func:`~adamae_rl.utils.files.claim_file`): a file there
+    that ``finetune`` did not write is refused unless ``force``. ``eval.json`` in the run
+    directory is this toolkit's own name and is always rewritten.
 
     The file holds, per encoder (``pretrained``, and ``random_init`` when asked), per protocol,
     ``top1``/``top5`` on the validation clips; the top level repeats the pre-trained encoder's
@@ -96,6 +101,7 @@ def evaluate_run(run_dir: str | Path, options: EvalOptions, out: str | Path | No
     """
     start = time.perf_counter()
     run_dir = Path(run_dir)
+    target = claim_file(out, "finetune", force, inputs=[run_dir / "checkpoints"]) if out else run_dir / EVAL_FILE
     cfg, mae, _, ckpt = load_run(run_dir, options.checkpoint, with_policy=False)  # the encoder is all it needs
     device = resolve_device(options.device)
     train, val = labelled_splits(cfg["data"], geometry_of(mae), options.data_seed, options.train_clips,
@@ -117,5 +123,5 @@ def evaluate_run(run_dir: str | Path, options: EvalOptions, out: str | Path | No
         "top1": results["pretrained"][primary]["top1"], "top5": results["pretrained"][primary]["top5"],
         **results, "seconds": time.perf_counter() - start,
     }
-    atomic_write_json(Path(out) if out else run_dir / EVAL_FILE, report)
+    atomic_write_json(target, report)
     return report

@@ -36,7 +36,9 @@ def atomic_write_json(path: str | Path, value: Any) -> Path:
 
 # --------------------------------------------------------------------------- safe output folders
 
-MANIFEST_NAME = ".adamae_rl-outputs.json"
+def record_name(command: str) -> str:
+    """The file in an output folder that lists what ``command`` wrote there."""
+    return f".adamae_rl-{command}.json"
 
 
 def is_inside(path: str | Path, folder: str | Path) -> bool:
@@ -48,8 +50,8 @@ def is_inside(path: str | Path, folder: str | Path) -> bool:
 class OutputDir:
     """A folder a command writes into, and the record of what it wrote there.
 
-    The record (``MANIFEST_NAME`` in the folder) lists every file and sub-folder the command
-    claimed. A claim of a path that exists but is not in the record is refused unless
+    The record (:func:`record_name`, one per command, so commands that share a folder never
+    take each other's files) lists every file and sub-folder the command claimed. A claim of a path that exists but is not in the record is refused unless
     ``force``, so a command never overwrites a user's file of the same name; a rerun overwrites
     (or resumes) only its own outputs. The record is written before the claimed files, so a kill
     between the two leaves nothing unrecorded.
@@ -84,7 +86,7 @@ class OutputDir:
 
     @property
     def record(self) -> Path:
-        return self.path / MANIFEST_NAME
+        return self.path / record_name(self.command)
 
     def _read_record(self) -> set[str]:
         try:
@@ -93,8 +95,8 @@ class OutputDir:
             return set()
         except (OSError, ValueError) as err:
             raise OutputError(f"{self.command}: unreadable output record {self.record}: {err}") from None
-        if not isinstance(data, dict) or data.get("command") != self.command or not isinstance(data.get("files"), list):
-            raise OutputError(f"{self.command}: {self.path} holds the output of another command; choose another output folder")
+        if not isinstance(data, dict) or not isinstance(data.get("files"), list):
+            raise OutputError(f"{self.command}: malformed output record {self.record}; delete it or choose another output folder")
         return {str(name) for name in data["files"]}
 
     def owns(self, rel: str) -> bool:
@@ -242,3 +244,16 @@ def read_bounded(path: str | Path, what: str, limit: int = MAX_TEXT_INPUT_BYTES)
     if len(data) > limit:
         raise too_big
     return data
+
+
+def claim_file(path: str | Path, command: str, force: bool = False, inputs: Iterable[str | Path] = ()) -> Path:
+    """One output file at a path the user chose, claimed in its folder's record (see
+    :class:`OutputDir`): an existing file that ``command`` did not write is refused unless
+    ``force``."""
+    path = Path(path)
+    if path.is_dir():
+        raise OutputError(f"{command}: output {path} is a folder; name a file")
+    for source in inputs:
+        if is_inside(path, source):
+            raise OutputError(f"{command}: output {path} is the input {source}; choose another output")
+    return OutputDir(path.parent, command, force=force).claim(path.name)[0]
