@@ -40,7 +40,7 @@ from adamae_rl.utils import checkpoint as ckpt_io
 from adamae_rl.utils.distributed import Process, init_process, shutdown
 from adamae_rl.utils.files import atomic_write_json
 from adamae_rl.utils.logs import MetricLog
-from adamae_rl.utils.rundir import RunDirLock
+from adamae_rl.utils.rundir import RunDirLock, claim_run_dir
 
 log = logging.getLogger("adamae_rl.train")
 
@@ -79,6 +79,7 @@ def check_run_dir(run_dir: str | Path) -> None:
         probe.unlink()
     except OSError as err:
         raise ConfigError(f"run_dir {run_dir} is not writable: {err.strerror or err}") from None
+    claim_run_dir(run_dir)  # never a config.yaml or checkpoints/ that another program wrote
 
 
 def train(cfg: dict, run_dir: Path, proc: Process, device: torch.device, overrides: list[str] | None) -> dict:

@@ -23,7 +23,7 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
     """Write ``text`` to a temporary file beside ``path``, then rename it over ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")  # per process: ranks may write the same file
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
     return path
