@@ -62,18 +62,18 @@ class OutputDir:
         force: overwrite existing files the record does not list.
         inputs: files and folders the command reads; none may lie inside ``path`` (a command
             that wrote into its own input would read its output back on the next run).
-        force_hint: how the command's user asks for ``force`` (for messages).
+        advice: what the message tells the user to do about a foreign file.
 
     Raises:
         OutputError: ``path`` is not a folder, or holds one of ``inputs``.
     """
 
     def __init__(self, path: str | Path, command: str, force: bool = False, inputs: Iterable[str | Path] = (),
-                 force_hint: str = "--force") -> None:
+                 advice: str = "pass --force to overwrite it, or choose another output folder") -> None:
         self.path = Path(path)
         self.command = command
         self.force = force
-        self.force_hint = force_hint
+        self.advice = advice
         if self.path.exists() and not self.path.is_dir():
             raise OutputError(f"{command}: output {self.path} exists and is not a folder")
         for source in inputs:
@@ -119,8 +119,7 @@ class OutputDir:
             if not self.owns(rel):
                 if target.exists() and not self.force:
                     raise OutputError(
-                        f"{self.command}: {target} exists and was not written by {self.command}; "
-                        f"pass {self.force_hint} to overwrite it, or choose another output folder"
+                        f"{self.command}: {target} exists and was not written by {self.command}; {self.advice}"
                     )
                 fresh.append(Path(rel).as_posix())
         if fresh:
@@ -142,8 +141,7 @@ class OutputDir:
             occupied = target.exists() and (not target.is_dir() or any(target.iterdir()))
             if occupied and not self.force:
                 raise OutputError(
-                    f"{self.command}: {target} exists and was not written by {self.command}; "
-                    f"pass {self.force_hint} to overwrite it, or choose another output folder"
+                    f"{self.command}: {target} exists and was not written by {self.command}; {self.advice}"
                 )
             self.owned.add(Path(rel).as_posix())
             self._write_record()

@@ -86,7 +86,7 @@ def claim_run_dir(run_dir: str | Path) -> None:
     """
     from adamae_rl.utils.files import OutputDir
 
-    out = OutputDir(run_dir, "train", force_hint="another run_dir=... (or move the file away)")
+    out = OutputDir(run_dir, "train", advice="choose another run_dir=... or move the file away")
     if not out.record.exists() and _is_run_config(Path(run_dir) / "config.yaml"):
         out.force = True  # an earlier run of this toolkit: its files are the trainer's
     out.claim(*RUN_FILES)

@@ -21,7 +21,7 @@ def test_run_dir_never_takes_foreign_run_files(tmp_path: Path) -> None:
     from adamae_rl.utils.rundir import claim_run_dir
 
     (tmp_path / "config.yaml").write_text("my: own settings\n")
-    with pytest.raises(OutputError, match=r"config.yaml exists and was not written by train; pass another run_dir"):
+    with pytest.raises(OutputError, match=r"config.yaml exists and was not written by train; choose another run_dir=... or move the file away"):
         claim_run_dir(tmp_path)
     assert (tmp_path / "config.yaml").read_text() == "my: own settings\n"
     legacy = tmp_path / "old_run"  # a run from before the record: adopted, so it resumes
