@@ -38,6 +38,8 @@ from adamae_rl.utils.files import OutputDir, atomic_write_text
 # H.264 in yuv420p at high quality: decord decodes it frame-exactly; crf 12 keeps the pixels
 # close to the rendered ones, and no B-frames keeps decode order = display order.
 COMMAND = "data.make_synthetic"
+# One video is rendered whole before it is encoded: at most this much float memory.
+MAX_RENDER_BYTES = 2**30
 CODEC_OPTIONS = {"crf": "12", "preset": "veryfast", "bf": "0"}
 
 
@@ -120,8 +122,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.size % 2 or args.size < 2:
         parser.error(f"--size must be even (yuv420p), got {args.size}")
-    if args.num_videos < 1 or args.frames < 1 or args.val_videos < 0:
-        parser.error("--num-videos and --frames must be >= 1, --val-videos >= 0")
+    if args.num_videos < 1 or args.frames < 1 or args.val_videos < 0 or args.max_shapes < 1:
+        parser.error("--num-videos, --frames and --max-shapes must be >= 1, --val-videos >= 0")
+    if 12 * args.frames * args.size**2 > MAX_RENDER_BYTES:  # a clip is rendered whole, float [3, T, H, W]
+        parser.error(f"--frames {args.frames} x --size {args.size}^2 renders more than "
+                     f"{MAX_RENDER_BYTES // 2**30} GiB per video; use fewer frames or a smaller size")
     shape = dict(frames=args.frames, size=args.size, max_shapes=args.max_shapes, background=args.background)
     written = run_command(lambda: write_all(args, shape))
     for list_file in written:

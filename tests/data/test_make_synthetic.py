@@ -95,3 +95,13 @@ def test_rerun_rewrites_its_own_files_and_force_overwrites(tmp_path: Path) -> No
     assert (tmp_path / "val.txt").read_text() == "mine\n"
     assert _make(tmp_path, "--val-videos", "1", "--force").returncode == 0
     assert (tmp_path / "val.txt").read_text().startswith("val/clip_000000.mp4")
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--size", "100000"], "renders more than 1 GiB per video"),  # used to end in an allocator traceback
+    (["--max-shapes", "0"], "--max-shapes must be >= 1"),  # used to end in a torch traceback
+])
+def test_bad_sizes_are_one_line(tmp_path: Path, args: list[str], needle: str) -> None:
+    result = _make(tmp_path / "out", *args)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert needle in result.stderr and not (tmp_path / "out").exists()
