@@ -155,3 +155,11 @@ def test_out_never_clobbers_foreign_files(tmp_path: Path) -> None:
     grid.write_text(GRID)
     with pytest.raises(OutputError, match="holds the input"):
         claim_outputs({**cfg, "out": str(grid.parent), "grid_file": str(grid)})
+
+
+def test_cell_overrides_must_be_a_list() -> None:
+    from adamae_rl.errors import ConfigError
+
+    grid = {"name": "g", "cells": [{"case": "a", "overrides": "policy=random"}]}
+    with pytest.raises(ConfigError, match="grid cell 0 \\(a\\): overrides must be a list of KEY=VALUE strings"):
+        expand_grid(grid, [0])  # a string used to become one override per character
