@@ -218,6 +218,8 @@ def _transcode(inp, stream, tmp: Path, size: tuple[int, int], out_rate: Fraction
 def _copy_mask(source: Path, target: Path, kept: list[int], num_source: int) -> None:
     try:
         frames = fg_mask_shape(source)[0]  # the header, checked before the mask is read
+    except InputFileError as err:  # the message names the file already
+        raise VideoReadError(f"bad foreground mask {err}") from None
     except Exception as err:
         raise VideoReadError(f"unreadable foreground mask {source.name}: {short_reason(err)}") from None
     if frames != num_source:

@@ -516,6 +516,8 @@ class VideoClips(Dataset):
             return load_fg_mask(path)
         except VideoReadError:
             raise
+        except InputFileError as err:  # the message names the file already
+            raise VideoReadError(f"bad foreground mask {err}") from None
         except Exception as err:  # a broken mask makes the item unusable like a broken video
             raise VideoReadError(f"unreadable foreground mask {path.name}: {short_reason(err)}") from None
 
