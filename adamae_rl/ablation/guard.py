@@ -50,7 +50,19 @@ class _Forwarder:
             self.child.send_signal(signal.SIGTERM)
 
 
+USAGE = """usage: python -m adamae_rl.ablation.guard COMMAND [ARG ...]
+
+Run COMMAND and pass it exactly one SIGTERM however often this process is signalled (the
+ablation runs this file as a script, so that no import starts a thread).
+
+example: python -m adamae_rl.ablation.guard python -m adamae_rl.train --help
+"""
+
+
 def main(argv: list[str]) -> int:
+    if not argv or argv[0] in ("-h", "--help"):
+        print(USAGE, file=sys.stdout if argv else sys.stderr)
+        return 0 if argv else 2
     forward = _Forwarder()
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, forward)
