@@ -77,12 +77,12 @@ def visualize(run_dir: str | Path, clips: int = 4, out: str | Path | None = None
     """
     if not 1 <= clips <= MAX_CLIPS:
         raise ConfigError(f"--clips must be in 1..{MAX_CLIPS} (clips are rendered as one batch), got {clips}")
-    out_dir = OutputDir(Path(out) if out else Path(run_dir) / "visualize", "visualize", force=force,
-                        inputs=[Path(run_dir) / "checkpoints"])
-    names = ["overview.png", *(f"clip_{b}.{ext}" for b in range(clips) for ext in ("png", "gif"))]
-    out_dir.claim(*names)  # before the work: a refusal costs nothing
+    folder = OutputDir(Path(out) if out else Path(run_dir) / "visualize", "visualize", force=force,
+                       inputs=[Path(run_dir) / "checkpoints"])
     cfg, model, policy, ckpt = load_run(run_dir, checkpoint, imports=imports, allow_targets=allow_targets)
-    out_dir = out_dir.path
+    # claimed once the run loads (a refused checkpoint leaves no folder), before the rendering
+    folder.claim("overview.png", *(f"clip_{b}.{ext}" for b in range(clips) for ext in ("png", "gif")))
+    out_dir = folder.path
     batch = held_out_clips(cfg, geometry_of(model), clips)
     torch.manual_seed(seed)  # mask draws
     r = render(model, policy, batch["video"], batch.get("fg_tokens"))

@@ -83,6 +83,7 @@ def write_split(
         out = OutputDir(out, COMMAND)
     (list_file,) = out.claim(f"{split}.txt")
     folder = out.claim_folder(split)
+    folder.mkdir(exist_ok=True)
     lines = []
     for index in tqdm(range(count), desc=f"{split} videos", unit="video", disable=count < 32):
         pixels, fg, label = render_clip(seed, index, frames, size, max_shapes, background)

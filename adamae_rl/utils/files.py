@@ -128,7 +128,8 @@ class OutputDir:
         return [self.path / rel for rel in rels]
 
     def claim_folder(self, rel: str) -> Path:
-        """Make the sub-folder ``rel`` and everything under it this command's; returns its path.
+        """Make the sub-folder ``rel`` and everything under it this command's; returns its path
+        (the caller creates it when it writes there).
 
         Raises:
             OutputError: it exists (as anything but an empty folder), is not recorded and
@@ -145,8 +146,7 @@ class OutputDir:
                 )
             self.owned.add(Path(rel).as_posix())
             self._write_record()
-        target.mkdir(parents=True, exist_ok=True)
-        return target
+        return target  # not created here: a command that stops before writing leaves no empty folder
 
     def clear(self) -> list[Path]:
         """Delete every recorded output (before a ``--force`` rewrite); returns what was deleted.

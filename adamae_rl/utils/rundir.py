@@ -69,8 +69,9 @@ class RunDirLock:
         self.release()
 
 
-# What a training run writes into its directory (Hydra's own train.log is appended to, not rewritten).
-RUN_FILES = ("config.yaml", "overrides.yaml", "summary.json", "metrics.jsonl", LOCK_NAME)
+# What a training run writes into its directory. Not claimed: Hydra's train.log (appended to, not
+# rewritten) and the lock file, which a live run holding the directory owns (RunDirLock names it).
+RUN_FILES = ("config.yaml", "overrides.yaml", "summary.json", "metrics.jsonl")
 RUN_FOLDERS = ("checkpoints", "tb")
 
 

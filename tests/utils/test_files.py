@@ -29,7 +29,8 @@ def test_folder_claims_and_clear(tmp_path: Path) -> None:
         OutputDir(tmp_path, "cmd").claim_folder("videos")
     out = OutputDir(tmp_path / "fresh", "cmd")
     folder = out.claim_folder("videos")
-    (folder / "deep").mkdir()
+    assert not folder.exists()  # claimed, not created: a command that stops leaves no empty folder
+    (folder / "deep").mkdir(parents=True)
     (folder / "deep" / "x.mp4").write_bytes(b"ours")
     assert out.owns("videos/deep/x.mp4") and not out.owns("videosx/y")
     out.claim("stale.bin")[0].write_bytes(b"")
