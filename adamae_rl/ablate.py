@@ -111,7 +111,8 @@ def claim_outputs(cfg: dict) -> OutputDir:
     """``out`` as this command's folder: its files and the cells' and logs' folders, refused
     where someone else's files are (unless ``force=true``); never the grid file's folder."""
     out = OutputDir(cfg["out"], "ablate", force=bool(cfg.get("force")),
-                    inputs=[cfg["grid_file"]] if cfg.get("grid_file") else [], advice="pass force=true to overwrite it, or choose another out=...")
+                    inputs=[cfg["grid_file"]] if cfg.get("grid_file") else [],
+                    advice="pass force=true to overwrite it, or choose another out=...")
     out.claim(*OUTPUT_FILES)
     for folder in ("cells", "logs"):
         out.claim_folder(folder)

@@ -506,7 +506,10 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(err, OSError) and not is_user_error(err):
             raise  # a bug, not a full disk or a missing file
         # Bad input (names, values, overrides) ends with one line; KeyError's text is its key.
-        message = error_line(err) if isinstance(err, OSError) else str(err.args[0] if isinstance(err, KeyError) and err.args else err)
+        if isinstance(err, OSError):
+            message = error_line(err)
+        else:
+            message = str(err.args[0] if isinstance(err, KeyError) and err.args else err)
         print(f"error: {message.strip().splitlines()[0] if message.strip() else type(err).__name__}", file=sys.stderr)
         return 2
     print(format_table(records))

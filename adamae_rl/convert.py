@@ -40,7 +40,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="target format (default: adamae_rl for a .pt/.pth DST, else hf)")
     for flag in ("img-size", "num-frames", "num-heads", "decoder-num-heads"):
         parser.add_argument(f"--{flag}", type=int, help="geometry the source does not record")
-    parser.add_argument("--force", action="store_true", help="overwrite an existing DST (a Hugging Face folder loses every file an earlier export wrote)")
+    parser.add_argument("--force", action="store_true",
+                        help="overwrite an existing DST (a Hugging Face folder loses every file an earlier export wrote)")
     return parser.parse_args(argv)
 
 

@@ -70,7 +70,9 @@ def expand_grid(grid: dict, seeds: Sequence[int]) -> list[Cell]:
             raise ConfigError(f"grid cell {row} needs a 'case' label; got {spec}")
         given = spec.get("overrides") or []
         if not isinstance(given, list) or not all(isinstance(o, (str, int, float, bool)) for o in given):
-            raise ConfigError(f"grid cell {row} ({spec['case']}): overrides must be a list of KEY=VALUE strings, got {given!r}")
+            raise ConfigError(
+                f"grid cell {row} ({spec['case']}): overrides must be a list of KEY=VALUE strings, got {given!r}"
+            )
         overrides = base + [str(o) for o in given]
         for seed in seeds:
             cells.append(Cell(str(spec["case"]), overrides, int(seed), cell_name(overrides, int(seed)), row))

@@ -88,10 +88,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     # comparison is about processes, not intra-op threads (which also thrash on a busy machine).
     torch.set_num_threads(args.torch_threads)
 
-    geometry, entries = run_command(
-        lambda: (ClipGeometry(args.frames, args.size, args.patch, args.tubelet), read_video_list(args.list_file, args.root)),
-        setup=False,
-    )
+    geometry = run_command(lambda: ClipGeometry(args.frames, args.size, args.patch, args.tubelet), setup=False)
+    entries = run_command(lambda: read_video_list(args.list_file, args.root), setup=False)
     try:
         names = available_backends() if args.decoder == ["all"] else [resolve_decoder(n, args.decode_device) for n in args.decoder]
     except (ValueError, DataError) as err:  # unknown or missing decoder: one line, not a traceback

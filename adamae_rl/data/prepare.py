@@ -59,7 +59,9 @@ SKIPPED_FILE = "skipped.txt"
 VIDEO_DIR = "videos"
 COMMAND = "data.prepare"
 # x264's presets: a typo would otherwise fail every video as "bad".
-X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo")
+X264_PRESETS = (
+    "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo",
+)
 SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS})
 
 

@@ -51,9 +51,10 @@ class OutputDir:
     """A folder a command writes into, and the record of what it wrote there.
 
     The record (:func:`record_name`, one per command, so commands that share a folder never
-    take each other's files) lists every file and sub-folder the command claimed. A claim of a path that exists but is not in the record is refused unless
-    ``force``, so a command never overwrites a user's file of the same name; a rerun overwrites
-    (or resumes) only its own outputs. The record is written before the claimed files, so a kill
+    take each other's files) lists every file and sub-folder the command claimed. A claim of a
+    path that exists but is not in the record is refused unless ``force``, so a command never
+    overwrites a user's file of the same name; a rerun overwrites (or resumes) only its own
+    outputs. The record is written before the claimed files, so a kill
     between the two leaves nothing unrecorded.
 
     Args:
