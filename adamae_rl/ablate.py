@@ -25,14 +25,17 @@ import sys
 from pathlib import Path
 
 from adamae_rl.builders import plain
-from adamae_rl.cli import run_command, setup_logging
+from adamae_rl.cli import run_command, setup_logging, strip_debug_flag
 from adamae_rl.ablation.runner import run_ablation
 from adamae_rl.ablation.report import budget_line, cell_row, markdown_table, write_csv, write_plot
 from adamae_rl.data.synthetic import BACKGROUNDS
+from adamae_rl.errors import ConfigError, InputFileError
+from adamae_rl.utils.files import OutputDir, atomic_write_text, read_bounded
 
 log = logging.getLogger("adamae_rl.ablate")
 
 CONFIG_DIR = Path(__file__).parent / "configs_ablate"
+OUTPUT_FILES = ("ablation.md", "ablation.csv", "ablation.png")
 
 
 def split_argv(argv: list[str]) -> tuple[list[str], list[str]]:
@@ -56,7 +59,7 @@ def compose_config(overrides: list[str], train_overrides: list[str] | None = Non
         with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
             cfg = compose("ablate", overrides=overrides)
     except (HydraException, OmegaConfBaseException) as err:  # a bad override: one readable line
-        raise ValueError(" ".join(str(err).split())) from None
+        raise ConfigError(" ".join(str(err).split())) from None
     if cfg.get("grid_file"):
         OmegaConf.set_struct(cfg, False)
         cfg.grid = load_grid_file(Path(cfg.grid_file))
@@ -64,7 +67,7 @@ def compose_config(overrides: list[str], train_overrides: list[str] | None = Non
     out["train_overrides"] = list(out.get("train_overrides") or []) + list(train_overrides or [])
     background = out["budget"].get("background")
     if background is not None and background not in BACKGROUNDS:
-        raise ValueError(f"budget.background must be one of {', '.join(BACKGROUNDS)} or null; got {background!r}")
+        raise ConfigError(f"budget.background must be one of {', '.join(BACKGROUNDS)} or null; got {background!r}")
     return out
 
 
@@ -72,26 +75,25 @@ def load_grid_file(path: Path) -> dict:
     """A grid of the user's own: a YAML mapping with ``name``, ``cells`` and optional ``base``/``title``."""
     import yaml
 
-    if not path.is_file():
-        raise FileNotFoundError(f"grid_file {path} does not exist")
+    text = read_bounded(path, "grid_file")
     try:
-        grid = yaml.safe_load(path.read_text(encoding="utf-8"))
+        grid = yaml.safe_load(text.decode("utf-8"))
     except UnicodeDecodeError:
-        raise ValueError(f"grid_file {path} is not UTF-8 text") from None
+        raise InputFileError(f"grid_file {path} is not UTF-8 text") from None
     except yaml.YAMLError as err:
         where = getattr(err, "problem_mark", None)
         at = f" at line {where.line + 1}, column {where.column + 1}" if where is not None else ""
-        raise ValueError(f"grid_file {path} is not valid YAML{at}: {getattr(err, 'problem', None) or err}") from None
+        raise InputFileError(f"grid_file {path} is not valid YAML{at}: {getattr(err, 'problem', None) or err}") from None
     if not isinstance(grid, dict):
-        raise ValueError(
+        raise InputFileError(
             f"grid_file {path} must hold a mapping with 'name' and 'cells' (see adamae_rl/configs_ablate/grid/), "
             f"got a {type(grid).__name__}"
         )
     missing = [k for k in ("name", "cells") if k not in grid]
     if missing:
-        raise ValueError(f"grid_file {path} lacks {', '.join(missing)}; a grid holds name, title, base and cells")
+        raise InputFileError(f"grid_file {path} lacks {', '.join(missing)}; a grid holds name, title, base and cells")
     if not isinstance(grid["cells"], list) or not all(isinstance(c, dict) for c in grid["cells"]):
-        raise ValueError(f"grid_file {path}: 'cells' must be a list of mappings with 'case' and 'overrides'")
+        raise InputFileError(f"grid_file {path}: 'cells' must be a list of mappings with 'case' and 'overrides'")
     return grid
 
 
@@ -105,24 +107,36 @@ def usage() -> str:
     )
 
 
+def claim_outputs(cfg: dict) -> OutputDir:
+    """``out`` as this command's folder: its files and the cells' and logs' folders, refused
+    where someone else's files are (unless ``force=true``); never the grid file's folder."""
+    out = OutputDir(cfg["out"], "ablate", force=bool(cfg.get("force")),
+                    inputs=[cfg["grid_file"]] if cfg.get("grid_file") else [],
+                    advice="pass force=true to overwrite it, or choose another out=...")
+    out.claim(*OUTPUT_FILES)
+    for folder in ("cells", "logs"):
+        out.claim_folder(folder)
+    return out
+
+
 def write_outputs(cfg: dict, cells, records, wall_s: float) -> list[Path]:
     """ablation.md, ablation.csv and ablation.png in ``cfg['out']``."""
     out = Path(cfg["out"])
     rows = [cell_row(cell, record, out) for cell, record in zip(cells, records)]
     title = f"{cfg['grid'].get('title', cfg['grid']['name'])} (grid {cfg['grid']['name']})"
     table = markdown_table(cells, rows, title, budget_line(cfg, cells, rows, wall_s))
-    (out / "ablation.md").write_text(table, encoding="utf-8")
+    atomic_write_text(out / "ablation.md", table)
     return [out / "ablation.md", write_csv(rows, out / "ablation.csv"), write_plot(cells, rows, out / "ablation.png", title)]
 
 
 def main(argv: list[str] | None = None) -> None:
     setup_logging()
-    overrides, train_overrides = split_argv(list(sys.argv[1:] if argv is None else argv))
+    overrides, train_overrides = split_argv(strip_debug_flag(sys.argv[1:] if argv is None else argv))
     if any(a in ("-h", "--help") for a in overrides):
         print(usage())
         return
     cfg = run_command(lambda: compose_config(overrides, train_overrides), setup=False)
-    Path(cfg["out"]).mkdir(parents=True, exist_ok=True)
+    run_command(lambda: claim_outputs(cfg), setup=False)
     cells, records, wall_s = run_command(lambda: run_ablation(cfg), setup=False)
     paths = write_outputs(cfg, cells, records, wall_s)
     print((Path(cfg["out"]) / "ablation.md").read_text(encoding="utf-8"))

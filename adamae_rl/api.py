@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from adamae_rl.data.factory import make_stream
+from adamae_rl.errors import ConfigError
 from adamae_rl.geometry import ClipGeometry
 from adamae_rl.envs.masked_video import MaskedVideoEnv
 from adamae_rl.models.presets import build_mae
@@ -64,7 +65,7 @@ def make_env(
         torch.manual_seed(seed)
         model = build_mae(model, **model_overrides)
     elif model_overrides:
-        raise ValueError(f"model overrides {sorted(model_overrides)} only apply to preset names")
+        raise ConfigError(f"model overrides {sorted(model_overrides)} only apply to preset names")
     if isinstance(data, (str, Mapping)):
         data_cfg = {"name": data} if isinstance(data, str) else data
         pin = torch.device(device or "cpu").type == "cuda"
@@ -92,7 +93,7 @@ def make_policy(
     the ``_target_`` paths the user allowed (see ``adamae_rl.policies.registry.resolve_factory``).
     """
     if env is None and geometry is None:
-        raise ValueError("make_policy needs env=... or geometry=... to know the token grid and mask ratio")
+        raise ConfigError("make_policy needs env=... or geometry=... to know the token grid and mask ratio")
     geo = dict(env.geometry if env is not None else {})
     geo.update(geometry or {})
     if isinstance(name, Mapping):  # a config section: null options mean "the policy's default"
@@ -108,7 +109,7 @@ def check_objective_fits(policy: Any, name: str) -> None:
     accepted = getattr(policy, "objectives", None)
     if accepted and name not in accepted:
         policy_name = getattr(policy, "registered_name", None) or type(policy).__name__
-        raise ValueError(f"policy {policy_name} is trained by objective={' or objective='.join(accepted)}, got objective={name}")
+        raise ConfigError(f"policy {policy_name} is trained by objective={' or objective='.join(accepted)}, got objective={name}")
 
 
 def make_objective(name: str, policy: nn.Module, **options: Any) -> nn.Module:

@@ -38,6 +38,9 @@ from typing import Any
 import torch
 from hydra.errors import HydraException
 
+from adamae_rl.cli import error_line, is_user_error
+from adamae_rl.errors import UserError
+
 # Named configurations: training-config overrides plus timing defaults. Clip geometry and model
 # widths come from the `model` config group, as in training.
 CONFIGS: dict[str, dict[str, Any]] = {
@@ -69,7 +72,7 @@ CONFIGS: dict[str, dict[str, Any]] = {
 PRECISION_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
 
-class BenchError(ValueError):
+class BenchError(UserError, ValueError):
     """Bad bench input: printed as one line."""
 
 
@@ -494,11 +497,19 @@ def main(argv: list[str] | None = None) -> int:
             record = run_case(case) if len(cases) == 1 else run_isolated(case)
             records.append(record)
             if args.json:
-                with args.json.open("a", encoding="utf-8") as out:
-                    out.write(json.dumps(record) + "\n")
-    except (BenchError, ValueError, KeyError, HydraException) as err:
+                try:
+                    with args.json.open("a", encoding="utf-8") as out:
+                        out.write(json.dumps(record) + "\n")
+                except OSError as err:  # name the file: a full disk's error does not
+                    raise OSError(err.errno, err.strerror, str(args.json)) from None
+    except (BenchError, ValueError, KeyError, HydraException, OSError) as err:
+        if isinstance(err, OSError) and not is_user_error(err):
+            raise  # a bug, not a full disk or a missing file
         # Bad input (names, values, overrides) ends with one line; KeyError's text is its key.
-        message = str(err.args[0] if isinstance(err, KeyError) and err.args else err)
+        if isinstance(err, OSError):
+            message = error_line(err)
+        else:
+            message = str(err.args[0] if isinstance(err, KeyError) and err.args else err)
         print(f"error: {message.strip().splitlines()[0] if message.strip() else type(err).__name__}", file=sys.stderr)
         return 2
     print(format_table(records))

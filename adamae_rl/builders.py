@@ -20,6 +20,7 @@ from torch import nn
 
 from adamae_rl.api import make_env, make_objective, make_policy
 from adamae_rl.envs.masked_video import MaskedVideoEnv
+from adamae_rl.errors import ConfigError
 from adamae_rl.geometry import policy_geometry
 from adamae_rl.models.presets import build_mae
 from adamae_rl.models.videomae import VideoMAE, compile_blocks
@@ -51,7 +52,7 @@ def import_plugins(modules: list[str] | None) -> None:
         try:
             importlib.import_module(name)
         except ImportError as err:
-            raise ValueError(f"imports: cannot import {name!r}: {err}") from err
+            raise ConfigError(f"imports: cannot import {name!r}: {err}") from err
 
 
 def build_model(model_cfg: Mapping[str, Any], load_weights: bool = True) -> VideoMAE:
@@ -86,7 +87,7 @@ def build_policy_from_config(
 
 def autocast_dtype(precision: str) -> torch.dtype | None:
     if precision not in PRECISIONS:
-        raise ValueError(f"trainer.precision must be one of {sorted(PRECISIONS)}, got {precision!r}")
+        raise ConfigError(f"trainer.precision must be one of {sorted(PRECISIONS)}, got {precision!r}")
     return PRECISIONS[precision]
 
 

@@ -12,6 +12,7 @@ import argparse
 from pathlib import Path
 
 from adamae_rl.cli import ArgumentParser, run_command
+from adamae_rl.errors import OutputError
 
 EXAMPLES = """examples:
   python -m adamae_rl.convert checkpoint-799.pth videomae_b.pt             # official VideoMAE -> adamae_rl
@@ -41,7 +42,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "VideoMAE/AdaMAE .pth layout, which their code fine-tunes)")
     for flag in ("img-size", "num-frames", "num-heads", "decoder-num-heads"):
         parser.add_argument(f"--{flag}", type=int, help="geometry the source does not record")
-    parser.add_argument("--force", action="store_true", help="overwrite an existing DST")
+    parser.add_argument("--force", action="store_true",
+                        help="overwrite an existing DST (a Hugging Face folder loses every file an earlier export wrote)")
     return parser.parse_args(argv)
 
 
@@ -56,10 +58,13 @@ def run(args: argparse.Namespace) -> str:
     from dataclasses import asdict
 
     from adamae_rl.interop import complete_config, read_weights, write_weights
+    from adamae_rl.utils.files import is_inside
 
     fmt = target_format(args.dst, args.dst_format)
     if args.dst.exists() and not args.force:
-        raise FileExistsError(f"{args.dst} exists; pass --force to overwrite")
+        raise OutputError(f"{args.dst} exists; pass --force to overwrite")
+    if is_inside(args.dst, args.src) or is_inside(args.src, args.dst):
+        raise OutputError(f"{args.dst} is (or holds) the source {args.src}; choose another destination")
     weights = read_weights(args.src, args.src_format)
     given = {"img_size": args.img_size, "num_frames": args.num_frames, "num_heads": args.num_heads,
              "decoder_num_heads": args.decoder_num_heads}
@@ -72,7 +77,7 @@ def run(args: argparse.Namespace) -> str:
             weights.config = full
         else:
             weights.config = {**weights.config, **given}
-    write_weights(weights, args.dst, fmt)
+    write_weights(weights, args.dst, fmt, force=args.force, inputs=(args.src,))
     parts = [f"{len(weights.model)} MAE tensors"]
     if weights.policy:
         parts.append(f"{len(weights.policy)} sampler tensors")

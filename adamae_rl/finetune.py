@@ -105,6 +105,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     tune.add_argument("--ckpt-every", type=_at_least(1), default=100, help="fine-tuning steps between checkpoints")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (under torchrun: cuda -> cuda:LOCAL_RANK)")
     p.add_argument("--out", type=Path, help="where to write the report (default: eval.json in --run-dir, else in SOURCE)")
+    p.add_argument("--force", action="store_true", help="overwrite an --out file that finetune did not write")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = p.parse_args(argv)
     if args.steps is not None and args.epochs is not None:
@@ -201,7 +202,7 @@ def main(argv: list[str] | None = None) -> None:
         options = options_from_args(args)
         proc, _ = init_process(args.device)
         try:
-            return evaluate_run(args.source, options, args.out, proc) | {"is_main": proc.is_main}
+            return evaluate_run(args.source, options, args.out, proc, args.force) | {"is_main": proc.is_main}
         finally:
             shutdown()
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from adamae_rl.errors import ConfigError
+
 
 @dataclass(frozen=True)
 class ClipGeometry:
@@ -25,11 +27,11 @@ class ClipGeometry:
     def __post_init__(self) -> None:
         for name in ("num_frames", "img_size", "patch_size", "tubelet_size"):
             if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.num_frames % self.tubelet_size:
-            raise ValueError(f"num_frames={self.num_frames} is not divisible by tubelet_size={self.tubelet_size}")
+            raise ConfigError(f"num_frames={self.num_frames} is not divisible by tubelet_size={self.tubelet_size}")
         if self.img_size % self.patch_size:
-            raise ValueError(f"img_size={self.img_size} is not divisible by patch_size={self.patch_size}")
+            raise ConfigError(f"img_size={self.img_size} is not divisible by patch_size={self.patch_size}")
 
     @classmethod
     def of(cls, cfg: Any) -> ClipGeometry:

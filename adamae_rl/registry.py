@@ -14,12 +14,14 @@ from collections.abc import Callable
 from importlib.metadata import entry_points
 from typing import Any, TypeVar
 
+from adamae_rl.errors import ConfigError, UserError
+
 log = logging.getLogger("adamae_rl.registry")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class UnknownNameError(ValueError):
+class UnknownNameError(UserError, ValueError):
     """A name that no built-in, decorated plug-in or entry point provides."""
 
 
@@ -43,7 +45,7 @@ class Registry:
         def decorator(factory: F) -> F:
             existing = self._factories.get(name)
             if existing is not None and existing is not factory:
-                raise ValueError(
+                raise ConfigError(
                     f"{self.kind} name {name!r} is already registered to {_qualname(existing)}; "
                     f"cannot register {_qualname(factory)}"
                 )

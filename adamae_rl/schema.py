@@ -15,17 +15,17 @@ from __future__ import annotations
 import typing
 from collections.abc import Mapping
 from dataclasses import fields as dataclass_fields
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
 
 from adamae_rl.data.synthetic import BACKGROUNDS, LABELS
+from adamae_rl.errors import ConfigError
 from adamae_rl.models.videomae import MAEConfig
 from adamae_rl.utils.signature import describe_error, signature_problems
 
 
-class ConfigError(ValueError):
-    """A configuration value is unknown, of the wrong type or out of range (one line)."""
+# ConfigError: a configuration value is unknown, of the wrong type or out of range (one line).
 
 
 def resumable(default: Any = ..., **constraints: Any) -> Any:
@@ -173,7 +173,9 @@ class VideoData(_Section):
     max_distort: int = Field(ge=0)
     flip: bool
     repeat: int = Field(ge=1)
-    decode_short_side: int | None = Field(default=None, ge=1)
+    # Resumable: a run started before "auto" (null, native size) may continue at the new default;
+    # the clips differ by scaler rounding, as between decoders.
+    decode_short_side: Literal["auto"] | Annotated[int, Field(ge=1)] | None = resumable("auto")
     decode_threads: int = Field(ge=0)
     # Every backend gives the same frames, so a resumed run may switch (or predate these keys).
     decoder: str = resumable("auto")

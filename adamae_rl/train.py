@@ -28,7 +28,8 @@ import torch
 from tensordict import TensorDictBase
 
 from adamae_rl.builders import RunParts, autocast_dtype, build_run, plain, resolve_precision
-from adamae_rl.cli import run_command
+from adamae_rl.cli import run_command, strip_debug_flag
+from adamae_rl.errors import ConfigError
 from adamae_rl.metrics import foreground_enrichment
 from adamae_rl.policies.base import NonFiniteError
 from adamae_rl.schema import validate_config
@@ -39,7 +40,7 @@ from adamae_rl.utils import checkpoint as ckpt_io
 from adamae_rl.utils.distributed import Process, agree_any, agree_max, init_process, shutdown
 from adamae_rl.utils.files import atomic_write_json
 from adamae_rl.utils.logs import MetricLog
-from adamae_rl.utils.rundir import RunDirLock
+from adamae_rl.utils.rundir import RunDirLock, claim_run_dir
 
 log = logging.getLogger("adamae_rl.train")
 
@@ -70,14 +71,15 @@ def check_run_dir(run_dir: str | Path) -> None:
     """Create ``run_dir`` and prove it writable, or raise one clear error naming it."""
     run_dir = Path(run_dir)
     if run_dir.exists() and not run_dir.is_dir():
-        raise ValueError(f"run_dir {run_dir} exists and is not a directory")
+        raise ConfigError(f"run_dir {run_dir} exists and is not a directory")
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         probe = run_dir / f".write-test-{os.getpid()}"
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as err:
-        raise ValueError(f"run_dir {run_dir} is not writable: {err.strerror or err}") from None
+        raise ConfigError(f"run_dir {run_dir} is not writable: {err.strerror or err}") from None
+    claim_run_dir(run_dir)  # never a config.yaml or checkpoints/ that another program wrote
 
 
 def train(cfg: dict, run_dir: Path, proc: Process, device: torch.device, overrides: list[str] | None) -> dict:
@@ -308,7 +310,7 @@ def preflight(argv: list[str]) -> None:
         with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
             cfg = plain(compose("config", overrides=list(argv)))
     except (HydraException, OmegaConfBaseException) as err:
-        raise ValueError(" ".join(str(err).split())) from None
+        raise ConfigError(" ".join(str(err).split())) from None
     validate_config(cfg)
     check_run_dir(cfg["run_dir"])
 
@@ -347,9 +349,28 @@ def _user_config_dirs(argv: list[str]) -> list[Path]:
     return dirs
 
 
+def sweep_dir_override(argv: list[str]) -> list[str]:
+    """``-m ... run_dir=X``: the sweep's jobs go to ``X/<overrides>`` (Hydra's sweep dir is X).
+
+    Raises:
+        ConfigError: ``run_dir`` itself is swept (every job would share one directory).
+    """
+    if not any(a in ("-m", "--multirun") for a in argv):
+        return argv
+    given = [a.split("=", 1)[1] for a in argv if a.startswith("run_dir=")]
+    if not given:
+        return argv
+    if "," in given[-1] or given[-1].startswith(("range(", "choice(", "glob(")):
+        raise ConfigError(f"run_dir cannot be swept (got {given[-1]!r}): give one run_dir=X, each job runs in X/<its overrides>")
+    if any(a.startswith("hydra.sweep.dir=") for a in argv):
+        return argv
+    return [*argv, f"hydra.sweep.dir={given[-1]}"]
+
+
 def main() -> None:
     logging.getLogger("torchrl").setLevel(logging.WARNING)
-    argv = rewrite_plugin_overrides(sys.argv[1:], [CONFIG_DIR, *_user_config_dirs(sys.argv)])
+    argv = rewrite_plugin_overrides(strip_debug_flag(sys.argv[1:]), [CONFIG_DIR, *_user_config_dirs(sys.argv)])
+    argv = run_command(lambda: sweep_dir_override(argv), setup=False)
     run_command(lambda: preflight(argv), setup=False)
     sys.argv = [sys.argv[0], *argv]
     _hydra_entry()

@@ -14,7 +14,9 @@ For the first ``--clips`` held-out clips of the run's data, writes to ``--out`` 
 - ``clip_K.gif``: the same panels, animated over every frame;
 - ``overview.png``: rows = clips (middle slice), the same columns.
 
-Masks are drawn with a fixed seed, so the same command draws the same masks.
+Masks are drawn with a fixed seed, so the same command draws the same masks. At most
+``MAX_CLIPS`` clips: they are rendered as one batch. Files in ``--out`` that ``visualize`` did
+not write are never overwritten (``--force`` overwrites them).
 """
 
 from __future__ import annotations
@@ -33,11 +35,17 @@ from adamae_rl.api import geometry_of  # noqa: E402
 from adamae_rl.builders import load_run  # noqa: E402
 from adamae_rl.cli import ArgumentParser, run_command, setup_logging  # noqa: E402
 from adamae_rl.data.factory import make_dataset  # noqa: E402
+from adamae_rl.errors import ConfigError  # noqa: E402
+from adamae_rl.utils.files import OutputDir  # noqa: E402
 from adamae_rl.visualization.figures import save_clip_gif, save_clip_sheet, save_overview  # noqa: E402
 from adamae_rl.visualization.render import render  # noqa: E402
 from adamae_rl.metrics import foreground_enrichment  # noqa: E402
 
 log = logging.getLogger("adamae_rl.visualize")
+
+# Clips are rendered as one batch (reconstructions, error maps, every frame of every GIF): 64
+# tiny clips take about 0.3 GB, 64 vit_b clips a few GB; more is refused rather than killed.
+MAX_CLIPS = 64
 
 
 def held_out_clips(cfg: dict, run_geometry, count: int) -> dict[str, torch.Tensor]:
@@ -51,7 +59,7 @@ def held_out_clips(cfg: dict, run_geometry, count: int) -> dict[str, torch.Tenso
         data["val_clips"] = max(count, 1)
     dataset = make_dataset(data, "val", run_geometry, int(cfg["trainer"]["seed"]))
     if count > len(dataset):
-        raise ValueError(f"asked for {count} clips, the validation set has {len(dataset)}")
+        raise ConfigError(f"asked for {count} clips, the validation set has {len(dataset)}")
     items = [dataset[i] for i in range(count)]
     out = {"video": torch.stack([it["video"] for it in items])}
     if all("fg_tokens" in it for it in items):
@@ -60,17 +68,21 @@ def held_out_clips(cfg: dict, run_geometry, count: int) -> dict[str, torch.Tenso
 
 
 def visualize(run_dir: str | Path, clips: int = 4, out: str | Path | None = None, seed: int = 0,
-              checkpoint: str = "last.pt", imports: tuple[str, ...] = (), allow_targets: tuple[str, ...] = ()) -> list[Path]:
+              checkpoint: str = "last.pt", imports: tuple[str, ...] = (), allow_targets: tuple[str, ...] = (),
+              force: bool = False) -> list[Path]:
     """Write the sheets and GIFs for ``run_dir``; returns the written paths.
 
     ``imports`` / ``allow_targets``: see :func:`adamae_rl.builders.load_run` (a checkpoint's
     own plugin imports and ``_target_`` are never followed without them).
     """
-    if clips < 1:
-        raise ValueError(f"--clips must be >= 1, got {clips}")
+    if not 1 <= clips <= MAX_CLIPS:
+        raise ConfigError(f"--clips must be in 1..{MAX_CLIPS} (clips are rendered as one batch), got {clips}")
+    folder = OutputDir(Path(out) if out else Path(run_dir) / "visualize", "visualize", force=force,
+                       inputs=[Path(run_dir) / "checkpoints"])
     cfg, model, policy, ckpt = load_run(run_dir, checkpoint, imports=imports, allow_targets=allow_targets)
-    out_dir = Path(out) if out else Path(run_dir) / "visualize"
-    out_dir.mkdir(parents=True, exist_ok=True)
+    # claimed once the run loads (a refused checkpoint leaves no folder), before the rendering
+    folder.claim("overview.png", *(f"clip_{b}.{ext}" for b in range(clips) for ext in ("png", "gif")))
+    out_dir = folder.path
     batch = held_out_clips(cfg, geometry_of(model), clips)
     torch.manual_seed(seed)  # mask draws
     r = render(model, policy, batch["video"], batch.get("fg_tokens"))
@@ -89,9 +101,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = ArgumentParser(prog="python -m adamae_rl.visualize", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("run_dir", type=Path, help="a pre-training run directory (holds checkpoints/last.pt)")
-    p.add_argument("--clips", type=int, default=4, help="held-out clips to show")
+    p.add_argument("--clips", type=int, default=4, help=f"held-out clips to show (at most {MAX_CLIPS})")
     p.add_argument("--out", type=Path, help="output folder (default: RUN_DIR/visualize)")
     p.add_argument("--seed", type=int, default=0, help="seed of the mask draws")
+    p.add_argument("--force", action="store_true", help="overwrite files in --out that visualize did not write")
     p.add_argument("--checkpoint", default="last.pt", help="checkpoint file under RUN_DIR/checkpoints")
     p.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
                    help="import MODULE first (where the run's plugin policy is registered); repeatable")
@@ -104,7 +117,7 @@ def main(argv: list[str] | None = None) -> None:
     setup_logging()
     args = parse_args(argv)
     written = run_command(lambda: visualize(args.run_dir, args.clips, args.out, args.seed, args.checkpoint,
-                                            tuple(args.imports), tuple(args.allow_targets)), setup=False)
+                                            tuple(args.imports), tuple(args.allow_targets), args.force), setup=False)
     for path in written:
         print(path)
 

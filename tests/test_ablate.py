@@ -138,3 +138,28 @@ def test_an_evaluation_pooled_otherwise_is_not_reused(tmp_path: Path) -> None:
     report["pretrained"]["probe"]["settings"]["pool"] = "grid"
     (tmp_path / "eval.json").write_text(json.dumps(report))
     assert evaluated(tmp_path, eval_cfg, random_init=True)
+
+
+def test_out_never_clobbers_foreign_files(tmp_path: Path) -> None:
+    from adamae_rl.ablate import claim_outputs
+    from adamae_rl.errors import OutputError
+
+    (tmp_path / "ablation.md").write_text("my notes")
+    cfg = compose_config([f"out={tmp_path}"])
+    with pytest.raises(OutputError, match="ablation.md exists and was not written by ablate; pass force=true"):
+        claim_outputs(cfg)
+    claim_outputs({**cfg, "force": True})
+    claim_outputs(cfg)  # recorded now: a rerun needs no force
+    grid = tmp_path / "g" / "grid.yaml"
+    grid.parent.mkdir()
+    grid.write_text(GRID)
+    with pytest.raises(OutputError, match="holds the input"):
+        claim_outputs({**cfg, "out": str(grid.parent), "grid_file": str(grid)})
+
+
+def test_cell_overrides_must_be_a_list() -> None:
+    from adamae_rl.errors import ConfigError
+
+    grid = {"name": "g", "cells": [{"case": "a", "overrides": "policy=random"}]}
+    with pytest.raises(ConfigError, match="grid cell 0 \\(a\\): overrides must be a list of KEY=VALUE strings"):
+        expand_grid(grid, [0])  # a string used to become one override per character

@@ -87,3 +87,19 @@ def test_a_device_that_is_not_there_is_one_line(capsys: pytest.CaptureFixture) -
     assert bench.main(["vit_b_224"]) == 2
     err = capsys.readouterr().err.strip()
     assert err == "error: --device=cuda but no CUDA device is available; use --device=cpu"
+
+
+def test_full_disk_for_json_is_one_line(capsys) -> None:
+    from adamae_rl.bench import main
+
+    assert main(["tiny", "--json", "/dev/full", "--steps", "1", "--warmup", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "error: No space left on device: /dev/full" in err and "Traceback" not in err
+
+
+def test_data_bench_refuses_a_device_as_list(capsys) -> None:
+    from adamae_rl.data.bench import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(["/dev/zero"])
+    assert stop.value.code == 2 and "error: video list /dev/zero is a device, not a regular file" in capsys.readouterr().err

@@ -7,11 +7,13 @@ from pathlib import Path
 import pytest
 import torch
 from helpers_cli import run_cli, smoke_run
+from helpers_memory import run_limited
 from PIL import Image
 
 from adamae_rl.api import geometry_of
 from adamae_rl.builders import load_run
 from adamae_rl.data.transforms import denormalize
+from adamae_rl.errors import OutputError
 from adamae_rl.visualization.render import predictions_to_pixels, render, tokens_to_pixels, unpatchify
 from adamae_rl.models.presets import build_mae
 from adamae_rl.visualize import held_out_clips, visualize
@@ -90,4 +92,30 @@ def test_cli(runs: dict[str, Path], tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "v" / "clip_0.gif").is_file() and (tmp_path / "v" / "overview.png").is_file()
     bad = run_cli("adamae_rl.visualize", str(runs["random"]), "--clips", "0", cwd=tmp_path)
-    assert bad.returncode == 2 and "error: --clips must be >= 1, got 0" in bad.stderr
+    assert bad.returncode == 2 and "error: --clips must be in 1..64 (clips are rendered as one batch), got 0" in bad.stderr
+
+
+def test_clips_are_bounded_under_a_memory_limit(runs: dict[str, Path]) -> None:
+    # --clips 100000 used to render every clip in one batch until the kernel killed it (24 GB).
+    result = run_limited(f"""
+        from adamae_rl.visualize import visualize
+        limit_memory(300)
+        try:
+            visualize({str(runs["random"])!r}, clips=100000, out={str(runs["random"] / "v")!r})
+        except Exception as err:
+            print(type(err).__name__, err)
+    """)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "ConfigError --clips must be in 1..64 (clips are rendered as one batch), got 100000"
+
+
+def test_never_overwrites_foreign_files(runs: dict[str, Path], tmp_path: Path) -> None:
+    (tmp_path / "overview.png").write_bytes(b"my figure")
+    with pytest.raises(OutputError, match="overview.png exists and was not written by visualize"):
+        visualize(runs["random"], clips=1, out=tmp_path)
+    assert (tmp_path / "overview.png").read_bytes() == b"my figure"
+    with pytest.raises(OutputError, match="holds the input"):
+        visualize(runs["random"], clips=1, out=runs["random"])  # the run's checkpoints are the input
+    visualize(runs["random"], clips=1, out=tmp_path, force=True)
+    assert (tmp_path / "overview.png").read_bytes()[:4] == b"\x89PNG"
+    visualize(runs["random"], clips=1, out=tmp_path)  # its own files: rewritten without --force

@@ -23,6 +23,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from adamae_rl.ablation.guard import die_with_parent
+from adamae_rl.errors import ConfigError
+
 log = logging.getLogger("adamae_rl.ablate")
 
 PROTOCOL_SETS = {"probe": ("probe",), "finetune": ("finetune",), "both": ("probe", "finetune")}
@@ -57,20 +60,25 @@ def expand_grid(grid: dict, seeds: Sequence[int]) -> list[Cell]:
     """Cells of ``grid`` (``base`` + ``cells: [{case, overrides}]``) for every seed, row by row."""
     rows = grid.get("cells") or []
     if not rows:
-        raise ValueError(f"grid {grid.get('name')!r} has no cells")
+        raise ConfigError(f"grid {grid.get('name')!r} has no cells")
     if not seeds:
-        raise ValueError("seeds must list at least one seed")
+        raise ConfigError("seeds must list at least one seed")
     base = list(grid.get("base") or [])
     cells = []
     for row, spec in enumerate(rows):
         if "case" not in spec:
-            raise ValueError(f"grid cell {row} needs a 'case' label; got {spec}")
-        overrides = base + [str(o) for o in spec.get("overrides") or []]
+            raise ConfigError(f"grid cell {row} needs a 'case' label; got {spec}")
+        given = spec.get("overrides") or []
+        if not isinstance(given, list) or not all(isinstance(o, (str, int, float, bool)) for o in given):
+            raise ConfigError(
+                f"grid cell {row} ({spec['case']}): overrides must be a list of KEY=VALUE strings, got {given!r}"
+            )
+        overrides = base + [str(o) for o in given]
         for seed in seeds:
             cells.append(Cell(str(spec["case"]), overrides, int(seed), cell_name(overrides, int(seed)), row))
     names = [c.name for c in cells]
     if len(set(names)) != len(names):
-        raise ValueError(f"two grid cells have the same overrides: {sorted(n for n in names if names.count(n) > 1)}")
+        raise ConfigError(f"two grid cells have the same overrides: {sorted(n for n in names if names.count(n) > 1)}")
     return cells
 
 
@@ -163,15 +171,14 @@ def requested_probe_pool(eval_cfg: dict) -> str:
 # --------------------------------------------------------------------------------------------------
 # Child processes
 # --------------------------------------------------------------------------------------------------
-def _die_with_parent() -> None:
-    """In the child: get SIGTERM when the ablation process dies, even by SIGKILL (Linux only),
-    so that no orphaned training run keeps the CPU busy."""
-    try:
-        import ctypes
+GUARD = Path(__file__).with_name("guard.py")
 
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
+
+def launch(command: list[str], out: Any) -> subprocess.Popen:
+    """Start ``command`` behind the guard (``guard.py``): whatever signals this process's death
+    produces, the command receives one SIGTERM; output to the open file ``out``."""
+    return subprocess.Popen([sys.executable, str(GUARD), *command], stdout=out, stderr=subprocess.STDOUT,
+                            start_new_session=True, preexec_fn=die_with_parent)
 
 
 class Children:
@@ -180,7 +187,8 @@ class Children:
     The trainer answers SIGTERM by finishing its step and saving a checkpoint, so stopping an
     ablation loses at most one step. Children run in their own session: a Ctrl-C in the terminal
     reaches only the ablation, which forwards it once (a second signal would kill the trainer
-    before it saves).
+    before it saves). Every child runs behind ``guard.py``, so a ``kill -9`` of the ablation also
+    ends in exactly one SIGTERM to it.
     """
 
     def __init__(self) -> None:
@@ -213,8 +221,7 @@ class Children:
         with open(log_path, "a", encoding="utf-8") as out:
             out.write(f"\n$ {' '.join(command)}\n")
             out.flush()
-            self.current = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT,
-                                            start_new_session=True, preexec_fn=_die_with_parent)
+            self.current = launch(command, out)
             try:
                 return self.current.wait()
             finally:

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from adamae_rl.data.video import CropBox
+from adamae_rl.errors import ConfigError
 
 # ------------------------------------------------------------------------------------------- crop
 
@@ -156,7 +157,7 @@ class RandAugment:
 
     def __init__(self, num_ops: int = 4, magnitude: float = 7.0, magnitude_std: float = 0.5, prob: float = 0.5) -> None:
         if num_ops < 0 or not 0 <= magnitude <= 10 or magnitude_std < 0 or not 0 <= prob <= 1:
-            raise ValueError(f"RandAugment needs num_ops >= 0, magnitude in [0, 10], magnitude_std >= 0 and prob in "
+            raise ConfigError(f"RandAugment needs num_ops >= 0, magnitude in [0, 10], magnitude_std >= 0 and prob in "
                              f"[0, 1]; got {num_ops}, {magnitude}, {magnitude_std}, {prob}")
         self.num_ops, self.magnitude, self.magnitude_std, self.prob = num_ops, magnitude, magnitude_std, prob
 

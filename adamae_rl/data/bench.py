@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 import torch
 
-from adamae_rl.cli import ArgumentParser
+from adamae_rl.cli import ArgumentParser, run_command
 from adamae_rl.data.decoders import BACKENDS, available_backends, resolve_decoder
 from adamae_rl.geometry import ClipGeometry
 from adamae_rl.data.loader import ClipStream, DataError, ResumableSampler, SampleKey
@@ -88,8 +88,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     # comparison is about processes, not intra-op threads (which also thrash on a busy machine).
     torch.set_num_threads(args.torch_threads)
 
-    geometry = ClipGeometry(args.frames, args.size, args.patch, args.tubelet)
-    entries = read_video_list(args.list_file, args.root)
+    geometry = run_command(lambda: ClipGeometry(args.frames, args.size, args.patch, args.tubelet), setup=False)
+    entries = run_command(lambda: read_video_list(args.list_file, args.root), setup=False)
     try:
         names = available_backends() if args.decoder == ["all"] else [resolve_decoder(n, args.decode_device) for n in args.decoder]
     except (ValueError, DataError) as err:  # unknown or missing decoder: one line, not a traceback

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from adamae_rl.data.loader import DataError
+from adamae_rl.errors import ConfigError
 
 BACKENDS = ("decord", "torchcodec", "pyav")
 # data.decoder=auto takes the first of these that works here.
@@ -124,9 +125,11 @@ class OpenVideo(ABC):
 
     Attributes:
         num_frames: frames in the first video stream.
+        frame_size: ``(width, height)`` of the frames as decoded (after any decode scaling).
     """
 
     num_frames: int
+    frame_size: tuple[int, int]
 
     @abstractmethod
     def get_frames(self, indices: Sequence[int]) -> torch.Tensor:
@@ -164,7 +167,8 @@ def open_video(
     """
     check_file(path)
     try:
-        size = None if decode_short_side is None else scaled_size(*probe_size(path), decode_short_side)
+        native = probe_size(path)
+        size = None if decode_short_side is None else scaled_size(*native, decode_short_side)
         video = _OPENERS[backend](path, size, threads, device)
     except VideoReadError:
         raise
@@ -172,6 +176,7 @@ def open_video(
         raise VideoReadError(f"cannot open as video: {short_reason(err)}") from None
     if video.num_frames <= 0:
         raise VideoReadError("no video frames")
+    video.frame_size = size or native
     return video
 
 
@@ -415,7 +420,7 @@ def resolve_decoder(name: str = "auto", device: str = "cpu") -> str:
     """
     name, device = str(name).lower(), str(device).lower()
     if device not in DEVICES:
-        raise ValueError(f"unknown data.decode_device {device!r}; known: {', '.join(DEVICES)}")
+        raise ConfigError(f"unknown data.decode_device {device!r}; known: {', '.join(DEVICES)}")
     if name == "auto":
         candidates = ["torchcodec"] if device == "cuda" else list(AUTO_ORDER)
         for candidate in candidates:
@@ -424,9 +429,9 @@ def resolve_decoder(name: str = "auto", device: str = "cpu") -> str:
                 return candidate
         name = candidates[-1]  # none works: report the last resort's problem below
     if name not in BACKENDS:
-        raise ValueError(f"unknown data.decoder {name!r}; known: auto, {', '.join(BACKENDS)}")
+        raise ConfigError(f"unknown data.decoder {name!r}; known: auto, {', '.join(BACKENDS)}")
     if device == "cuda" and name != "torchcodec":
-        raise ValueError(f"data.decode_device=cuda needs data.decoder=torchcodec (or auto), got {name!r}")
+        raise ConfigError(f"data.decode_device=cuda needs data.decoder=torchcodec (or auto), got {name!r}")
     problem = backend_problem(name)
     if problem is not None:
         raise DecoderUnavailable(f"video decoder {name!r} cannot run here ({problem}); install: {INSTALL_HINTS[name]}")

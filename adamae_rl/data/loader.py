@@ -39,6 +39,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
 
+from adamae_rl.errors import ConfigError, InputFileError, UserError
 from adamae_rl.utils.distributed import process_seed
 
 SampleKey = tuple[int, int]
@@ -57,7 +58,7 @@ WAIT_WINDOWS_TO_WARN = 2
 log = logging.getLogger("adamae_rl.data")
 
 
-class DataError(RuntimeError):
+class DataError(UserError, RuntimeError):
     """A data problem the user must fix: bad video files, too many failed reads."""
 
 
@@ -205,13 +206,13 @@ class ClipStream:
     ) -> None:
         self.clips_per_item = int(getattr(dataset, "clips_per_item", 1))
         if batch_size % self.clips_per_item:
-            raise ValueError(
+            raise ConfigError(
                 f"batch_size={batch_size} is not divisible by the clips per video "
                 f"(repeat={self.clips_per_item})"
             )
         self.items_per_batch = batch_size // self.clips_per_item
         if len(dataset) == 0:
-            raise ValueError("the dataset holds no items")
+            raise InputFileError("the dataset holds no items")
         # A dataset smaller than a global batch cycles: each epoch repeats it until a batch is full.
         global_items = self.items_per_batch * world_size
         cycles = -(-global_items // len(dataset))

@@ -15,10 +15,18 @@ when complete), so an interrupted run continues where it stopped; ``OUT/prepare.
 options, and a rerun with other options is refused. Bad files (missing, empty, not a video,
 unreadable, truncated) are skipped, named, counted and listed in ``OUT/skipped.txt``; the new list
 leaves them out.
+
+Safe output: OUT may not hold the list or any of its videos (a command never writes into its
+own input; a rerun on OUT's own list would re-encode into ``videos/videos/``), and files in OUT
+that ``prepare`` did not write are never overwritten (``--force`` overwrites them). Two videos
+that would get the same output name (``a.mp4`` and ``a.avi``) keep their old suffix in it
+(``a.avi.mp4``), so no video is lost and no label moves. A file system that refuses the output
+(full disk, quota) stops the command with that reason; it never counts as a bad video.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import multiprocessing
@@ -34,11 +42,27 @@ from tqdm import tqdm
 
 from adamae_rl.cli import ArgumentParser, run_command
 from adamae_rl.data.decoders import VideoReadError, check_file, scaled_size, short_reason
-from adamae_rl.data.video import VideoEntry, fg_mask_path, load_fg_mask, read_video_list, save_fg_mask
+from adamae_rl.data.video import (
+    VideoEntry,
+    fg_mask_path,
+    fg_mask_shape,
+    load_fg_mask,
+    read_video_list,
+    save_fg_mask,
+)
+from adamae_rl.errors import ConfigError, InputFileError, OutputError
+from adamae_rl.utils.files import OutputDir, atomic_write_text, record_name
+from adamae_rl.errors import InputFileError, OutputError
 
 MANIFEST = "prepare.json"
 SKIPPED_FILE = "skipped.txt"
 VIDEO_DIR = "videos"
+COMMAND = "data.prepare"
+# x264's presets: a typo would otherwise fail every video as "bad".
+X264_PRESETS = (
+    "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo",
+)
+SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS})
 
 
 @dataclass(frozen=True)
@@ -51,6 +75,12 @@ class EncodeOptions:
     keyint: int = 16
     preset: str = "veryfast"
 
+    def __post_init__(self) -> None:
+        if self.preset not in X264_PRESETS:
+            raise ConfigError(f"unknown x264 preset {self.preset!r}; known: {', '.join(X264_PRESETS)}")
+        if not 0 <= self.crf <= 51:
+            raise ConfigError(f"--crf must be in 0..51 (x264), got {self.crf}")
+
 
 @dataclass(frozen=True)
 class Job:
@@ -61,15 +91,41 @@ class Job:
 # --------------------------------------------------------------------------- one video
 
 
-def output_name(entry: VideoEntry, base: Path) -> str:
+def output_name(entry: VideoEntry, base: Path, keep_suffix: bool = False) -> str:
     """Where a video goes under ``OUT/videos``: its path in the list, with an .mp4 suffix.
 
     Paths outside the list's base folder keep their absolute path under ``abs/``.
+    ``keep_suffix``: append .mp4 to the old suffix (``a.avi`` -> ``a.avi.mp4``).
     """
     rel = os.path.relpath(entry.path, base)
     if rel.startswith(".."):
         rel = os.path.join("abs", os.path.abspath(entry.path).lstrip("/\\").replace(":", ""))
-    return str(Path(VIDEO_DIR) / Path(rel).with_suffix(".mp4"))
+    rel_path = Path(rel)
+    if keep_suffix and rel_path.suffix.lower() != ".mp4":
+        return str(Path(VIDEO_DIR) / rel_path.with_name(rel_path.name + ".mp4"))
+    return str(Path(VIDEO_DIR) / rel_path.with_suffix(".mp4"))
+
+
+def output_names(entries: Sequence[VideoEntry], base: Path) -> list[str]:
+    """One output name per entry; different videos never share one.
+
+    Videos that would share a name (``a.mp4``, ``a.avi``) keep their old suffix in it
+    (``a.mp4``, ``a.avi.mp4``). The same video listed twice keeps one name.
+
+    Raises:
+        InputFileError: two videos still share a name (e.g. ``a.avi`` and a listed ``a.avi.mp4``).
+    """
+    plain = [output_name(e, base) for e in entries]
+    sources: dict[str, set[str]] = {}
+    for entry, name in zip(entries, plain):
+        sources.setdefault(name, set()).add(os.path.abspath(entry.path))
+    names = [output_name(e, base, keep_suffix=True) if len(sources[n]) > 1 else n for e, n in zip(entries, plain)]
+    owner: dict[str, str] = {}
+    for entry, name in zip(entries, names):
+        other = owner.setdefault(name, os.path.abspath(entry.path))
+        if other != os.path.abspath(entry.path):
+            raise InputFileError(f"{other} and {entry.path} would both be written to OUT/{name}; rename one of them")
+    return names
 
 
 def kept_frames(num_frames: int, ratio: float) -> list[int]:
@@ -106,6 +162,7 @@ def _encode(source: str, tmp: Path, options: EncodeOptions) -> tuple[list[int], 
     try:
         inp = av.open(source)
     except Exception as err:
+        _raise_if_output_failed(err, tmp)
         raise VideoReadError(f"cannot open as video: {short_reason(err)}") from None
     with inp:
         if not inp.streams.video:
@@ -123,7 +180,17 @@ def _encode(source: str, tmp: Path, options: EncodeOptions) -> tuple[list[int], 
         except VideoReadError:
             raise
         except Exception as err:  # PyAV raises its own error types for broken streams
+            _raise_if_output_failed(err, tmp)
             raise VideoReadError(f"decoding failed: {short_reason(err)}") from None
+
+
+def _raise_if_output_failed(err: BaseException, target: Path) -> None:
+    """A full disk (or quota, file size limit, read-only file system) is not a bad video: stop."""
+    seen: BaseException | None = err
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno in SPACE_ERRNOS:
+            raise OutputError(f"cannot write into {target.parent}: {os.strerror(seen.errno)}") from None
+        seen = seen.__cause__ or seen.__context__
 
 
 def _transcode(inp, stream, tmp: Path, size: tuple[int, int], out_rate: Fraction, ratio: float, options: EncodeOptions):
@@ -152,13 +219,20 @@ def _transcode(inp, stream, tmp: Path, size: tuple[int, int], out_rate: Fraction
 
 def _copy_mask(source: Path, target: Path, kept: list[int], num_source: int) -> None:
     try:
-        mask = load_fg_mask(source)
+        frames = fg_mask_shape(source)[0]  # the header, checked before the mask is read
+    except InputFileError as err:  # the message names the file already
+        raise VideoReadError(f"bad foreground mask {err}") from None
     except Exception as err:
         raise VideoReadError(f"unreadable foreground mask {source.name}: {short_reason(err)}") from None
-    if mask.shape[0] != num_source:
-        raise VideoReadError(f"foreground mask {source.name} has {mask.shape[0]} frames, video has {num_source}")
+    if frames != num_source:
+        raise VideoReadError(f"foreground mask {source.name} has {frames} frames, video has {num_source}")
+    mask = load_fg_mask(source)
     tmp = target.with_name(f".{target.name}.tmp.npz")
-    save_fg_mask(tmp, mask[kept])
+    try:
+        save_fg_mask(tmp, mask[kept])
+    except OSError as err:
+        _raise_if_output_failed(err, target)
+        raise
     os.replace(tmp, target)
 
 
@@ -176,8 +250,8 @@ def run_job(job: Job, options: EncodeOptions) -> tuple[Job, str | None]:
 
 @dataclass
 class Report:
-    done: int = 0  # re-encoded now
-    already: int = 0  # finished by an earlier run
+    done: int = 0  # videos re-encoded now (each distinct video once, however often it is listed)
+    already: int = 0  # videos finished by an earlier run
     skipped: dict[str, str] | None = None  # bad source -> reason
     list_file: Path | None = None
 
@@ -189,18 +263,28 @@ def prepare(
     root: str | os.PathLike | None = None,
     workers: int = 1,
     progress: bool = True,
+    force: bool = False,
 ) -> Report:
     """Re-encode every video of ``list_file`` into ``out_dir`` and write the new list there.
 
     Raises:
-        ValueError: ``out_dir`` was prepared with other options, or no video could be read.
+        OutputError: ``out_dir`` holds the list or one of its videos, holds files ``prepare`` did
+            not write (and ``force`` is off), was prepared with other options, or the file
+            system refused a write.
+        InputFileError: no video could be read, or two videos would share an output name.
     """
     list_file, out_dir = Path(list_file), Path(out_dir)
     entries = read_video_list(list_file, root)
     base = Path(root) if root else list_file.parent
+    if list_file.name in (MANIFEST, SKIPPED_FILE, record_name(COMMAND), VIDEO_DIR):
+        raise InputFileError(f"the list's name {list_file.name} is one of prepare's own files in OUT; rename the list")
+    folders = {os.path.dirname(os.path.abspath(e.path)) for e in entries}  # a video is inside OUT iff its folder is
+    out = OutputDir(out_dir, COMMAND, force=force, inputs=[list_file, *folders])
+    out.claim(MANIFEST, SKIPPED_FILE, list_file.name)
+    out.claim_folder(VIDEO_DIR)
     _check_manifest(out_dir, options, list_file)
-    targets = [out_dir / output_name(e, base) for e in entries]
-    jobs = {Job(e.path, str(t)) for e, t in zip(entries, targets)}
+    targets = [out_dir / name for name in output_names(entries, base)]
+    jobs = {Job(os.path.abspath(e.path), str(t)) for e, t in zip(entries, targets)}
     todo = sorted((j for j in jobs if not Path(j.target).exists()), key=lambda j: j.source)
     report = Report(already=len(jobs) - len(todo), skipped={})
     for job, reason in _run_all(todo, options, workers, progress):
@@ -213,12 +297,11 @@ def prepare(
     lines = [
         f"{Path(t).relative_to(out_dir).as_posix()} {_label_field(e)}\n"
         for e, t in zip(entries, targets)
-        if e.path not in report.skipped
+        if os.path.abspath(e.path) not in report.skipped
     ]
     if not lines:
-        raise ValueError(f"no video of {list_file} could be read; see {out_dir / SKIPPED_FILE}")
-    report.list_file = out_dir / list_file.name
-    report.list_file.write_text("".join(lines))
+        raise InputFileError(f"no video of {list_file} could be read; see {out_dir / SKIPPED_FILE}")
+    report.list_file = atomic_write_text(out_dir / list_file.name, "".join(lines))
     return report
 
 
@@ -235,16 +318,15 @@ def _check_manifest(out_dir: Path, options: EncodeOptions, list_file: Path) -> N
         changed = {k: (old.get(k), v) for k, v in wanted.items() if old.get(k) != v}
         if changed:
             diff = ", ".join(f"{k}: {a} -> {b}" for k, (a, b) in changed.items())
-            raise ValueError(f"{out_dir} holds videos prepared with other options ({diff}); choose another OUT")
+            raise OutputError(f"{out_dir} holds videos prepared with other options ({diff}); choose another OUT")
         return
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"options": wanted, "source_list": str(list_file)}, indent=2) + "\n")
+    atomic_write_text(path, json.dumps({"options": wanted, "source_list": str(list_file)}, indent=2) + "\n")
 
 
 def _write_skipped(out_dir: Path, skipped: dict[str, str]) -> None:
     path = out_dir / SKIPPED_FILE
     if skipped:
-        path.write_text("".join(f"{src}\t{reason}\n" for src, reason in sorted(skipped.items())))
+        atomic_write_text(path, "".join(f"{src}\t{reason}\n" for src, reason in sorted(skipped.items())))
     else:
         path.unlink(missing_ok=True)
 
@@ -304,15 +386,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--keyint", type=int, default=EncodeOptions.keyint, help="frames between keyframes")
     parser.add_argument("--preset", default=EncodeOptions.preset, help="x264 preset")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--force", action="store_true", help="overwrite files in OUT that prepare did not write")
     args = parser.parse_args(argv)
     if args.short_side < 0 or args.keyint < 1 or args.workers < 1 or (args.fps is not None and args.fps <= 0):
         parser.error(
             f"need --short-side >= 0, --keyint >= 1, --workers >= 1, --fps > 0; got {args.short_side}, "
             f"{args.keyint}, {args.workers}, {args.fps}"
         )
-    options = EncodeOptions(args.short_side or None, args.fps, args.crf, args.keyint, args.preset)
     report = run_command(
-        lambda: prepare(args.list_file, args.out_dir, options, args.root, args.workers, not args.no_progress)
+        lambda: prepare(
+            args.list_file, args.out_dir, EncodeOptions(args.short_side or None, args.fps, args.crf, args.keyint, args.preset),
+            args.root, args.workers, not args.no_progress, args.force,
+        )
     )
     skipped = len(report.skipped or {})
     print(

@@ -31,6 +31,7 @@ from torch.utils.data import Dataset
 
 from adamae_rl.data.loader import SampleKey, split_key
 from adamae_rl.data.sources import register_data_source
+from adamae_rl.errors import ConfigError
 from adamae_rl.geometry import ClipGeometry
 from adamae_rl.data.transforms import normalize
 
@@ -59,7 +60,7 @@ BACKGROUNDS = tuple(BACKGROUND_CYCLES)
 def check_background(background: str) -> str:
     """``background`` if it is a kind in :data:`BACKGROUNDS`, else a ValueError naming them."""
     if background not in BACKGROUND_CYCLES:
-        raise ValueError(f"background must be one of {', '.join(BACKGROUNDS)}; got {background!r}")
+        raise ConfigError(f"background must be one of {', '.join(BACKGROUNDS)}; got {background!r}")
     return background
 
 
@@ -79,7 +80,7 @@ def num_label_classes(label: str, max_shapes: int = 3) -> int:
     counts = {"direction": NUM_DIRECTIONS, "shape": len(SHAPES), "count": max_shapes, "speed": 2,
               "direction_shape": NUM_DIRECTIONS * len(SHAPES)}
     if label not in counts:
-        raise ValueError(f"label must be one of {', '.join(LABELS)}; got {label!r}")
+        raise ConfigError(f"label must be one of {', '.join(LABELS)}; got {label!r}")
     return counts[label]
 
 
@@ -98,7 +99,7 @@ def clip_label(facts: ClipFacts, label: str, img_size: int) -> int:
         return int(sum(facts.speeds) / len(facts.speeds) > FAST_SPEED * img_size / 64)
     if label == "direction_shape":
         return facts.direction * len(SHAPES) + largest
-    raise ValueError(f"label must be one of {', '.join(LABELS)}; got {label!r}")
+    raise ConfigError(f"label must be one of {', '.join(LABELS)}; got {label!r}")
 
 
 def pixel_mask_to_tokens(fg: torch.Tensor, patch_size: int, tubelet_size: int) -> torch.Tensor:
@@ -144,7 +145,7 @@ class SyntheticClips(Dataset):
     ) -> None:
         ClipGeometry(num_frames, img_size, patch_size, tubelet_size)  # refuses sizes that do not divide
         if num_clips < 1 or max_shapes < 1:
-            raise ValueError(f"num_clips={num_clips} and max_shapes={max_shapes} must be >= 1")
+            raise ConfigError(f"num_clips={num_clips} and max_shapes={max_shapes} must be >= 1")
         self.num_classes = num_label_classes(label, max_shapes)  # also refuses an unknown label set
         self.label = label
         self.num_clips = num_clips

@@ -29,8 +29,10 @@ log and count it in the main process. ``strict=True`` raises :class:`BadVideoErr
 
 from __future__ import annotations
 
+import math
 import os
 import time
+import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +51,8 @@ from adamae_rl.data.decoders import (
     short_reason,
 )
 from adamae_rl.data.sources import register_data_source
+from adamae_rl.errors import ConfigError, InputFileError
+from adamae_rl.utils.files import read_bounded
 from adamae_rl.geometry import ClipGeometry
 from adamae_rl.data.loader import SKIPPED_KEY, DataError, SampleKey, log, split_key
 from adamae_rl.data.synthetic import pixel_mask_to_tokens
@@ -59,6 +63,13 @@ FG_SUFFIX = ".fg.npz"
 # A draw that keeps hitting bad files gives up after this many reads: the stream's skip-share
 # check normally stops a run long before, this only guards against an endless loop.
 MAX_READ_ATTEMPTS = 20
+# A foreground mask is unpacked to one byte per pixel: at most this many (256 MiB) per video.
+MAX_FG_MASK_PIXELS = 256 * 2**20
+# The frames one item decodes (uint8) may take at most this much: the float crop and its resize
+# briefly take about four times as much more (measured: 8 frames of 4000x4000, 384 MB decoded,
+# peaked at 1.7 GB above the process's base). Above it the video is skipped with a reason that
+# names data.decode_short_side, so a loader worker holds at most about 1.3 GB per item.
+MAX_DECODED_BYTES = 256 * 2**20
 
 
 class BadVideoError(DataError):
@@ -92,31 +103,25 @@ def read_video_list(list_file: str | os.PathLike, root: str | os.PathLike | None
         path, label = _parse_line(line, f"{list_file}:{number}")
         entries.append(VideoEntry(path=str(base / path), label=label))  # an absolute path wins
     if not entries:
-        raise ValueError(f"video list {list_file} holds no videos")
+        raise InputFileError(f"video list {list_file} holds no videos")
     return entries
 
 
 def _read_list_text(list_file: Path) -> str:
-    """The text of a list file, or an error that names the file and what is wrong with it."""
-    try:
-        data = list_file.read_bytes()
-    except FileNotFoundError:
-        if list_file.is_symlink():
-            raise FileNotFoundError(f"video list {list_file} is a broken symbolic link") from None
-        raise FileNotFoundError(f"video list {list_file} does not exist") from None
-    except IsADirectoryError:
-        raise ValueError(f"video list {list_file} is a directory, not a list file") from None
-    except OSError as err:
-        raise ValueError(f"video list {list_file} cannot be read: {err.strerror or err}") from None
+    """The text of a list file, or an error that names the file and what is wrong with it.
+
+    Only a regular file of bounded size is read (``/dev/zero`` or a FIFO would never end).
+    """
+    data = read_bounded(list_file, "video list")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as err:
-        raise ValueError(
+        raise InputFileError(
             f"video list {list_file} is not UTF-8 text (byte {err.start}); is it a video? "
             f"pass a list file with 'path label' lines"
         ) from None
     if "\x00" in text:
-        raise ValueError(f"video list {list_file} is a binary file, not a list of 'path label' lines")
+        raise InputFileError(f"video list {list_file} is a binary file, not a list of 'path label' lines")
     return text
 
 
@@ -125,15 +130,15 @@ def _parse_line(line: str, where: str) -> tuple[str, int]:
     try:
         numbers = [int(f) for f in fields[1:]]
     except ValueError:
-        raise ValueError(f"{where}: expected 'path label' or 'path 0 -1', got {line!r}") from None
+        raise InputFileError(f"{where}: expected 'path label' or 'path 0 -1', got {line!r}") from None
     if len(fields) == 2:
         return fields[0], numbers[0]
     if len(fields) == 3:
         # VideoMAE v2 pre-training form: start frame and frame count; only whole files exist here.
         if numbers != [0, -1]:
-            raise ValueError(f"{where}: only whole-video entries 'path 0 -1' are supported, got {line!r}")
+            raise InputFileError(f"{where}: only whole-video entries 'path 0 -1' are supported, got {line!r}")
         return fields[0], -1
-    raise ValueError(f"{where}: expected 'path label' or 'path 0 -1', got {line!r}")
+    raise InputFileError(f"{where}: expected 'path label' or 'path 0 -1', got {line!r}")
 
 
 # --------------------------------------------------------------------------- temporal sampling
@@ -270,10 +275,76 @@ def save_fg_mask(path: str | os.PathLike, fg: torch.Tensor) -> None:
     np.savez_compressed(path, packed=np.packbits(fg_np.reshape(-1)), shape=np.array(fg_np.shape))
 
 
+def fg_mask_shape(path: str | os.PathLike) -> tuple[int, int, int]:
+    """The ``[T, H, W]`` a mask file claims, checked against its own array headers.
+
+    Reads only the headers and the 3-element ``shape`` member, never the mask: a small file
+    can claim a huge shape, or a compressed member can inflate to gigabytes.
+
+    Raises:
+        InputFileError: not a mask written by :func:`save_fg_mask`, a shape that is not three
+            positive sides, more than ``MAX_FG_MASK_PIXELS``, or a ``packed`` member whose size
+            disagrees with the shape.
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            shape_header = _npy_header(archive, "shape.npy")
+            packed_header = _npy_header(archive, "packed.npy")
+            if shape_header[0] != (3,) or shape_header[1].kind not in "iu":
+                raise InputFileError(f"{path}: 'shape' must hold three integers, has shape {shape_header[0]} of {shape_header[1]}")
+            with archive.open("shape.npy") as member:
+                shape = tuple(int(v) for v in np.lib.format.read_array(member, allow_pickle=False))
+    except (zipfile.BadZipFile, KeyError, ValueError, OSError, EOFError) as err:
+        if isinstance(err, InputFileError):
+            raise
+        raise InputFileError(f"{path} is not a foreground mask file: {short_reason(err)}") from None
+    # shapes as TxHxW: short_reason() cuts messages at "] " (decord's source-location prefix)
+    sides = "x".join(map(str, shape))
+    if len(shape) != 3 or min(shape) < 1:
+        raise InputFileError(f"{path}: mask shape {sides} is not TxHxW with positive sides")
+    pixels = shape[0] * shape[1] * shape[2]
+    if pixels > MAX_FG_MASK_PIXELS:
+        raise InputFileError(f"{path}: mask shape {sides} has {pixels} pixels, more than {MAX_FG_MASK_PIXELS}")
+    if packed_header[0] != (-(-pixels // 8),) or packed_header[1] != np.uint8:
+        raise InputFileError(f"{path}: {packed_header[0][0] if packed_header[0] else 0} packed bytes do not match mask shape {sides}")
+    return shape  # type: ignore[return-value]
+
+
+def _npy_header(archive: zipfile.ZipFile, name: str) -> tuple[tuple[int, ...], np.dtype]:
+    with archive.open(name) as member:
+        version = np.lib.format.read_magic(member)
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(member)
+        elif version in ((2, 0), (3, 0)):
+            shape, _, dtype = np.lib.format.read_array_header_2_0(member)
+        else:
+            raise ValueError(f"npy format version {version}")
+    if dtype.hasobject:
+        raise ValueError(f"{name} holds Python objects")
+    return tuple(shape), dtype
+
+
+def check_fg_mask_fits(path: str | os.PathLike, shape: Sequence[int], num_frames: int, frame_size: Sequence[int]) -> None:
+    """A mask fits a video when it has one frame per video frame and the frames' aspect ratio.
+
+    Raises:
+        VideoReadError: it does not (the item is then skipped like a bad video).
+    """
+    name = Path(path).name
+    if shape[0] != num_frames:
+        raise VideoReadError(f"foreground mask {name} has shape {tuple(shape)}, video has {num_frames} frames")
+    height, width = frame_size
+    # the mask may be stored at another resolution (data.prepare scales videos, not masks), never
+    # at another aspect ratio: allow the rounding of even-sided scaling
+    if abs(shape[1] * width - shape[2] * height) > max(shape[1], shape[2], height, width) * 2:
+        raise VideoReadError(f"foreground mask {name} is {shape[1]}x{shape[2]}, video frames are {height}x{width}")
+
+
 def load_fg_mask(path: str | os.PathLike) -> torch.Tensor:
-    """Inverse of :func:`save_fg_mask`: bool ``[T, H, W]``."""
-    with np.load(path) as data:
-        shape = tuple(int(s) for s in data["shape"])
+    """Inverse of :func:`save_fg_mask`: bool ``[T, H, W]``; the header is checked first
+    (:func:`fg_mask_shape`), so memory stays within ``MAX_FG_MASK_PIXELS`` bytes."""
+    shape = fg_mask_shape(path)
+    with np.load(path, allow_pickle=False) as data:
         bits = np.unpackbits(data["packed"], count=int(np.prod(shape)))
     return torch.from_numpy(bits.reshape(shape).astype(bool))
 
@@ -291,18 +362,18 @@ class SamplingOptions:
     max_distort: int = 1
     flip: bool = False
     repeat: int = 1
-    decode_short_side: int | None = None
+    decode_short_side: int | None = None  # see resolve_decode_short_side for data.decode_short_side=auto
     decode_threads: int = 1
     decoder: str = "auto"
     decode_device: str = "cpu"
 
     def __post_init__(self) -> None:
         if self.temporal_mode not in TEMPORAL_MODES:
-            raise ValueError(f"temporal_mode must be one of {TEMPORAL_MODES}, got {self.temporal_mode!r}")
+            raise ConfigError(f"temporal_mode must be one of {TEMPORAL_MODES}, got {self.temporal_mode!r}")
         if self.sampling_rate < 1 or self.repeat < 1:
-            raise ValueError(f"sampling_rate={self.sampling_rate} and repeat={self.repeat} must be >= 1")
+            raise ConfigError(f"sampling_rate={self.sampling_rate} and repeat={self.repeat} must be >= 1")
         if not self.scales or not all(0 < s <= 1 for s in self.scales):
-            raise ValueError(f"scales must be a non-empty list of values in (0, 1], got {self.scales}")
+            raise ConfigError(f"scales must be a non-empty list of values in (0, 1], got {self.scales}")
 
 
 class VideoClips(Dataset):
@@ -334,7 +405,7 @@ class VideoClips(Dataset):
         max_skip_share: float = 0.5,
     ) -> None:
         if not entries:
-            raise ValueError("no videos given")
+            raise InputFileError("no videos given")
         self.entries = list(entries)
         self.geometry = geometry
         self.options = options
@@ -378,7 +449,7 @@ class VideoClips(Dataset):
             num_video_frames, windows, wanted, frames = self._decode(entry.path, rng)
         finally:
             self.decode_seconds += time.perf_counter() - start
-        mask = self._load_mask(entry.path, num_video_frames)
+        mask = self._load_mask(entry.path, num_video_frames, frames.shape[1:3])
         clips = [self._clip(frames, mask, np.searchsorted(wanted, w), w, rng) for w in windows]
         label = torch.tensor(entry.label, dtype=torch.long)
         if opts.repeat == 1:
@@ -400,6 +471,7 @@ class VideoClips(Dataset):
             num_video_frames = video.num_frames
             windows = [self._frame_indices(num_video_frames, rng) for _ in range(opts.repeat)]
             wanted = np.unique(np.concatenate(windows))
+            _check_decode_bytes(len(wanted), video.frame_size)
             frames = read_frames(video, wanted.tolist())
         return num_video_frames, windows, wanted, frames
 
@@ -433,31 +505,65 @@ class VideoClips(Dataset):
         return clip
 
     @staticmethod
-    def _load_mask(video_path: str, num_video_frames: int) -> torch.Tensor | None:
+    def _load_mask(video_path: str, num_video_frames: int, frame_size: Sequence[int]) -> torch.Tensor | None:
+        """The video's foreground mask, its header checked against the video before it is read."""
         path = fg_mask_path(video_path)
         if not path.exists():
             return None
         try:
-            mask = load_fg_mask(path)
+            shape = fg_mask_shape(path)
+            check_fg_mask_fits(path, shape, num_video_frames, frame_size)
+            return load_fg_mask(path)
+        except VideoReadError:
+            raise
+        except InputFileError as err:  # the message names the file already
+            raise VideoReadError(f"bad foreground mask {err}") from None
         except Exception as err:  # a broken mask makes the item unusable like a broken video
             raise VideoReadError(f"unreadable foreground mask {path.name}: {short_reason(err)}") from None
-        if mask.dim() != 3 or mask.shape[0] != num_video_frames:
-            raise VideoReadError(
-                f"foreground mask {path.name} has shape {tuple(mask.shape)}, video has {num_video_frames} frames"
-            )
-        return mask
+
+
+def _check_decode_bytes(count: int, frame_size: tuple[int, int]) -> None:
+    """Refuse (as a bad video, with the reason) an item whose decoded frames exceed the bound."""
+    width, height = frame_size
+    need = count * width * height * 3
+    if need > MAX_DECODED_BYTES:
+        raise VideoReadError(
+            f"{count} frames of {width}x{height} would take {need / 2**30:.1f} GiB to decode; "
+            "set data.decode_short_side (auto scales to what the model needs)"
+        )
+
+
+def resolve_decode_short_side(value: int | str | None, img_size: int, scales: Sequence[float]) -> int | None:
+    """``data.decode_short_side``: ``auto`` -> the smallest short side that loses no pixel the model sees.
+
+    The smallest crop is ``min(scales) * short side`` and is resized to ``img_size``, so decoding
+    at ``img_size / min(scales)`` (rounded up to even) never upsamples a crop that native
+    decoding would have downsampled, and a 4000x4000 video costs what a 340x340 one does.
+    ``None`` decodes at the native size; an integer is used as given.
+    """
+    if value != "auto":
+        return None if value is None else int(value)
+    side = math.ceil(img_size / min(scales))
+    return side + side % 2
 
 
 # --------------------------------------------------------------------------- config entry point
 
 
-def sampling_options(cfg: Mapping[str, Any], train: bool) -> SamplingOptions:
-    """``SamplingOptions`` from a ``data`` config; validation never repeats clips."""
+def sampling_options(cfg: Mapping[str, Any], train: bool, img_size: int | None = None) -> SamplingOptions:
+    """``SamplingOptions`` from a ``data`` config; validation never repeats clips.
+
+    ``img_size``: the model's, needed for ``decode_short_side: auto`` (without it, ``auto``
+    decodes at the native size).
+    """
+    scales = tuple(float(s) for s in cfg.get("scales", SamplingOptions.scales))
     short_side = cfg.get("decode_short_side")
+    if short_side == "auto":
+        short_side = None if img_size is None else resolve_decode_short_side("auto", img_size, scales)
     return SamplingOptions(
         sampling_rate=int(cfg.get("sampling_rate", 4)),
         temporal_mode=str(cfg.get("temporal_mode", "dense")),
-        scales=tuple(float(s) for s in cfg.get("scales", SamplingOptions.scales)),
+        scales=scales,
         max_distort=int(cfg.get("max_distort", 1)),
         flip=bool(cfg.get("flip", False)),
         repeat=int(cfg.get("repeat", 1)) if train else 1,
@@ -482,11 +588,11 @@ def build_video_dataset(cfg: Mapping[str, Any], split: str, geometry: ClipGeomet
         log.warning("data.val_list is not set: validating on data.train_list (centre clips)")
         list_file = cfg["train_list"]
     if not list_file:
-        raise ValueError("data.train_list is not set: pass data.train_list=/path/to/train.txt (lines 'path label')")
+        raise ConfigError("data.train_list is not set: pass data.train_list=/path/to/train.txt (lines 'path label')")
     return VideoClips(
         read_video_list(list_file, root=cfg.get("root")),
         geometry,
-        sampling_options(cfg, train),
+        sampling_options(cfg, train, geometry.img_size),
         train=train,
         strict=bool(cfg.get("strict", False)),
         max_skip_share=float(cfg.get("max_skip_share", 0.5)),

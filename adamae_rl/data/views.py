@@ -25,6 +25,7 @@ from torch.utils.data import Dataset
 
 from adamae_rl.data.decoders import open_video, read_frames
 from adamae_rl.data.video import CropBox, VideoClips, VideoEntry, require_frames, transform_frames
+from adamae_rl.errors import ConfigError
 from adamae_rl.geometry import ClipGeometry
 
 
@@ -37,14 +38,14 @@ class ViewSpec:
 
     def __post_init__(self) -> None:
         if self.temporal < 1 or self.spatial < 1:
-            raise ValueError(f"test views need at least 1 temporal and 1 spatial view, got {self.temporal}x{self.spatial}")
+            raise ConfigError(f"test views need at least 1 temporal and 1 spatial view, got {self.temporal}x{self.spatial}")
 
     @classmethod
     def parse(cls, text: str) -> ViewSpec:
         """``"TxS"`` (``x``, ``X`` or ``×``), e.g. ``"2x3"``."""
         match = re.fullmatch(r"\s*(\d+)\s*[xX×]\s*(\d+)\s*", str(text))
         if not match:
-            raise ValueError(f"test views must look like TxS (e.g. 2x3), got {text!r}")
+            raise ConfigError(f"test views must look like TxS (e.g. 2x3), got {text!r}")
         return cls(int(match.group(1)), int(match.group(2)))
 
     @property

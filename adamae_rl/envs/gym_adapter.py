@@ -90,6 +90,8 @@ class MaskedVideoGymEnv(gym.Env):
         check_option("action", action, ACTIONS)
         check_option("observation", observation, OBSERVATIONS)
         check_option("reward", reward, REWARDS)
+        if len(dataset) < 1:
+            raise ValueError("the dataset holds no clips")
         self.model = model.to(device).eval()
         self.dataset = dataset
         self.device = torch.device(device)
@@ -110,6 +112,10 @@ class MaskedVideoGymEnv(gym.Env):
         super().reset(seed=seed)
         index = int(self.np_random.integers(len(self.dataset)))
         item = self.dataset[index]
+        cfg = self.model.cfg
+        expected = (cfg.in_chans, cfg.num_frames, cfg.img_size, cfg.img_size)
+        if tuple(item["video"].shape) != expected:
+            raise ValueError(f"clip {index} has shape {tuple(item['video'].shape)}; the MAE takes {expected} [C, T, H, W]")
         self._video = item["video"].unsqueeze(0).to(self.device)
         obs = observe(self.model, self._video, self.observation)
         # Resizing filters can overshoot [0, 1] by a hair; keep observations inside the space.
@@ -151,6 +157,9 @@ class MaskedVideoGymEnv(gym.Env):
         if self.action == "mask":
             if action.shape != (n,):
                 raise ValueError(f"action must be a 0/1 vector of shape ({n},), got {action.shape}")
+            if not (np.issubdtype(action.dtype, np.integer) or np.issubdtype(action.dtype, np.floating)
+                    or action.dtype == np.bool_):
+                raise ValueError(f"action must be a 0/1 vector of integers, floats or bools, got dtype {action.dtype}")
             if not np.isin(action, (0, 1)).all():
                 raise ValueError("action must hold only 0 and 1 (1 = masked)")
             count = int(action.sum())

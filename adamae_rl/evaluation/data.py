@@ -16,6 +16,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, default_collate
 
 from adamae_rl.data.factory import make_dataset
+from adamae_rl.errors import ConfigError, InputFileError
 from adamae_rl.geometry import ClipGeometry
 from adamae_rl.data.synthetic import LABELS
 
@@ -58,13 +59,13 @@ def labelled_splits(
     cfg = dict(data_cfg)
     if label is not None:
         if label not in LABELS:
-            raise ValueError(f"label must be one of {', '.join(LABELS)}; got {label!r}")
+            raise ConfigError(f"label must be one of {', '.join(LABELS)}; got {label!r}")
         if train_list or cfg.get("name") != "synthetic":
-            raise ValueError(f"label={label!r} chooses a label set of synthetic clips; video lists carry their own labels")
+            raise ConfigError(f"label={label!r} chooses a label set of synthetic clips; video lists carry their own labels")
         cfg["label"] = label
     if train_list or val_list:
         if not (train_list and val_list):
-            raise ValueError("give both --train-list and --val-list (a labelled list for each split)")
+            raise ConfigError("give both --train-list and --val-list (a labelled list for each split)")
         cfg = {**cfg, "name": "video", "train_list": train_list, "val_list": val_list}
     if cfg.get("name") == "synthetic":
         # The index space of synthetic clips is huge: only the clips we read need to exist.
@@ -77,7 +78,7 @@ def labelled_splits(
 def _first(dataset: Dataset, count: int | None, what: str) -> LabelledSplit:
     size = len(dataset)
     if count is not None and count > size:
-        raise ValueError(f"asked for {count} {what} clips, but the {what} set has only {size}")
+        raise ConfigError(f"asked for {count} {what} clips, but the {what} set has only {size}")
     return LabelledSplit(dataset, list(range(size if count is None else count)))
 
 
@@ -87,9 +88,9 @@ def num_classes_of(data_cfg: Mapping[str, Any], *splits: LabelledSplit) -> int:
         return int(splits[0].dataset.num_classes)
     labels = [entry.label for s in splits for entry in getattr(s.dataset, "entries", [])]
     if not labels:
-        raise ValueError("cannot tell the number of classes; pass --num-classes")
+        raise ConfigError("cannot tell the number of classes; pass --num-classes")
     if min(labels) < 0:
-        raise ValueError("the video list has unlabelled lines (label -1); evaluation needs 'path label' lines")
+        raise InputFileError("the video list has unlabelled lines (label -1); evaluation needs 'path label' lines")
     return max(labels) + 1
 
 
@@ -113,7 +114,7 @@ def batches(split: LabelledSplit, batch_size: int, epoch: int = 0, shuffle_seed:
         if video.dim() == 6:  # [B, R, C, T, H, W] repeated sampling
             video, label = video.flatten(0, 1), label.flatten(0, 1)
         if bool((label < 0).any()):
-            raise ValueError("a clip has no label (-1); evaluation needs labelled data ('path label' lines)")
+            raise InputFileError("a clip has no label (-1); evaluation needs labelled data ('path label' lines)")
         yield video, label
 
 

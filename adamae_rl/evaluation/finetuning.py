@@ -30,6 +30,7 @@ from adamae_rl.data.loader import ResumableSampler
 from adamae_rl.data.transforms import denormalize, normalize
 from adamae_rl.data.video import VideoClips
 from adamae_rl.data.views import MultiViewClips
+from adamae_rl.errors import ConfigError, InputFileError
 
 from adamae_rl.data.views import ViewSpec
 from adamae_rl.evaluation.data import LabelledSplit, batches
@@ -100,14 +101,14 @@ class FinetuneSettings:
 
     def __post_init__(self) -> None:
         if (self.steps is None) == (self.epochs is None):
-            raise ValueError(f"give the fine-tuning length as steps or epochs, not both or neither (steps={self.steps}, epochs={self.epochs})")
+            raise ConfigError(f"give the fine-tuning length as steps or epochs, not both or neither (steps={self.steps}, epochs={self.epochs})")
         if self.warmup_steps is not None and self.warmup_epochs is not None:
-            raise ValueError("give the warmup as warmup_steps or warmup_epochs, not both")
+            raise ConfigError("give the warmup as warmup_steps or warmup_epochs, not both")
         if self.crop not in ("none", "resized"):
-            raise ValueError(f"crop must be 'none' or 'resized', got {self.crop!r}")
+            raise ConfigError(f"crop must be 'none' or 'resized', got {self.crop!r}")
         ViewSpec.parse(self.test_views)  # refuses 0x3 and the like, naming the text
         if self.view_scores not in VIEW_SCORES:
-            raise ValueError(f"view_scores must be one of {', '.join(VIEW_SCORES)}, got {self.view_scores!r}")
+            raise ConfigError(f"view_scores must be one of {', '.join(VIEW_SCORES)}, got {self.view_scores!r}")
 
     @property
     def mixing(self) -> bool:
@@ -355,7 +356,7 @@ def score_views(classifier: nn.Module, views: Dataset, settings: FinetuneSetting
     video_scores, labels = multi_view_scores(classifier, views, settings.batch_size, device, settings.view_scores,
                                              proc, num_workers, precision)
     if bool((labels < 0).any()):
-        raise ValueError("a validation video has no label (-1); testing needs labelled lines ('path label')")
+        raise InputFileError("a validation video has no label (-1); testing needs labelled lines ('path label')")
     return topk_accuracy(video_scores, labels)
 
 

@@ -24,10 +24,12 @@ import torch
 
 from adamae_rl.cli import ArgumentParser, run_command
 from adamae_rl.data.synthetic import BACKGROUNDS, VAL_SEED_OFFSET, SyntheticClips
+from adamae_rl.errors import ConfigError
 from adamae_rl.evaluation.references import reference_token_errors, token_groups
 from adamae_rl.models import build_mae
 from adamae_rl.models.attention_bias import ATTN_BIASES
 from adamae_rl.models.videomae import POS_EMBEDS
+from adamae_rl.utils.files import atomic_write_text, claim_file
 from adamae_rl.utils.optim import param_groups, warmup_cosine_factor
 
 
@@ -151,19 +153,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="the clips' background (fine: the data before data.background existed)")
     p.add_argument("--lr", type=float, default=d.lr)
     p.add_argument("--out", help="also write the result as JSON here")
+    p.add_argument("--force", action="store_true", help="overwrite an --out file this command did not write")
     return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> None:
     def body() -> None:
         args = parse_args(argv)
-        settings = CurveSettings(**{k: v for k, v in vars(args).items() if k != "out"})
+        settings = CurveSettings(**{k: v for k, v in vars(args).items() if k not in ("out", "force", "debug")})
         if not 0 < settings.mask_ratio < 1:
-            raise ValueError(f"--mask-ratio must be in (0, 1), got {settings.mask_ratio}")
+            raise ConfigError(f"--mask-ratio must be in (0, 1), got {settings.mask_ratio}")
+        target = claim_file(args.out, "heldout_curve", args.force) if args.out else None  # before the work
         result = heldout_curve(settings)
-        if args.out:
-            with open(args.out, "w", encoding="utf-8") as f:
-                json.dump(result, f, indent=1)
+        if target is not None:
+            atomic_write_text(target, json.dumps(result, indent=1))
 
     run_command(body)
 

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from adamae_rl.errors import InputFileError
 from adamae_rl.evaluation.data import LabelledSplit, batches
 from adamae_rl.evaluation.encoder import pooled_features
 from adamae_rl.evaluation.metrics import topk_accuracy
@@ -79,7 +80,7 @@ class LinearProbe(nn.Module):
 def fit_linear_probe(feats: torch.Tensor, labels: torch.Tensor, num_classes: int, settings: ProbeSettings) -> LinearProbe:
     """Fit a :class:`LinearProbe` on ``feats`` ``[M, D]`` and ``labels`` ``[M]`` (full batch)."""
     if labels.max() >= num_classes or labels.min() < 0:
-        raise ValueError(f"labels span {int(labels.min())}..{int(labels.max())}, outside 0..{num_classes - 1}")
+        raise InputFileError(f"labels span {int(labels.min())}..{int(labels.max())}, outside 0..{num_classes - 1}")
     feats = feats.double()  # float64: L-BFGS line searches stall on float32 round-off
     # A feature that never varies would divide by zero; it carries no information, so scale 1.
     std = feats.std(dim=0).clamp(min=1e-6)

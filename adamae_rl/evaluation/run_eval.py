@@ -18,6 +18,7 @@ import torch
 from adamae_rl.api import geometry_of
 from adamae_rl.builders import build_model, load_run
 from adamae_rl.data.synthetic import LABELS
+from adamae_rl.errors import ConfigError, InputFileError
 from adamae_rl.evaluation.data import LabelledSplit, labelled_splits, num_classes_of
 from adamae_rl.evaluation.encoder import VideoClassifier
 from adamae_rl.evaluation.finetuning import FinetuneSettings, finetune
@@ -29,7 +30,7 @@ from adamae_rl.builders import PRECISIONS
 from adamae_rl.cli import RunError
 from adamae_rl.utils import checkpoint as ckpt_io
 from adamae_rl.utils.distributed import Process, barrier, resolve_device
-from adamae_rl.utils.files import atomic_write_json
+from adamae_rl.utils.files import atomic_write_json, claim_file
 from adamae_rl.utils.logs import MetricLog
 
 log = logging.getLogger("adamae_rl.evaluation")
@@ -88,9 +89,9 @@ class EvalOptions:
     def __post_init__(self) -> None:
         unknown = set(self.protocols) - set(PROTOCOLS)
         if unknown or not self.protocols:
-            raise ValueError(f"protocols must be a non-empty subset of {PROTOCOLS}, got {tuple(self.protocols)}")
+            raise ConfigError(f"protocols must be a non-empty subset of {PROTOCOLS}, got {tuple(self.protocols)}")
         if self.label is not None and self.label not in LABELS:
-            raise ValueError(f"label must be one of {', '.join(LABELS)}; got {self.label!r}")
+            raise ConfigError(f"label must be one of {', '.join(LABELS)}; got {self.label!r}")
 
 
 def evaluate_encoder(
@@ -126,7 +127,7 @@ def _run_hooks(options: EvalOptions, name: str, proc: Process) -> tuple[dict[str
     if options.run_dir is None:
         return {}, None
     if (Path(options.run_dir) / "checkpoints" / "last.pt").exists():
-        raise ValueError(f"--run-dir {options.run_dir} holds a pre-training run: give fine-tuning a directory of its own")
+        raise ConfigError(f"--run-dir {options.run_dir} holds a pre-training run: give fine-tuning a directory of its own")
     folder = Path(options.run_dir) / name
     path = folder / "checkpoint.pt"
     resume = None
@@ -196,7 +197,7 @@ def _encoder_of(classifier: VideoClassifier) -> VideoMAE:
 def _data_config(options: EvalOptions, run_cfg: dict | None) -> dict:
     """The labelled data's config: the run's own data, or the lists with fine-tuning's sampling."""
     if run_cfg is None and not options.train_list:
-        raise ValueError("a weights file carries no data: give --train-list and --val-list (labelled lists)")
+        raise ConfigError("a weights file carries no data: give --train-list and --val-list (labelled lists)")
     cfg = dict(run_cfg["data"]) if run_cfg is not None else {"name": "video"}
     if options.train_list:
         base = cfg if cfg.get("name") == "video" else {"name": "video"}
@@ -209,9 +210,14 @@ def _data_config(options: EvalOptions, run_cfg: dict | None) -> dict:
 
 def evaluate_run(
     source: str | Path, options: EvalOptions, out: str | Path | None = None, proc: Process = Process(),
+    force: bool = False,
 ) -> dict[str, Any]:
     """Evaluate the encoder of ``source`` and write ``eval.json`` (into a run directory source, the
     fine-tuning ``run_dir``, or ``out``).
+
+    ``out`` is claimed before the work (:func:`~adamae_rl.utils.files.claim_file`): a file there
+    that ``finetune`` did not write is refused unless ``force``. ``eval.json`` in a run directory
+    is this toolkit's own name and is always rewritten.
 
     The file holds, per encoder (``pretrained``, and ``random_init`` when asked), per protocol,
     ``top1``/``top5`` on the validation clips; the top level repeats the pre-trained encoder's
@@ -221,7 +227,9 @@ def evaluate_run(
     start = time.perf_counter()
     source = Path(source)
     if proc.distributed and "probe" in options.protocols:
-        raise ValueError("the linear probe runs in one process: use --protocol finetune under torchrun")
+        raise ConfigError("the linear probe runs in one process: use --protocol finetune under torchrun")
+    inputs = [source / "checkpoints"] if source.is_dir() else [source]
+    target = claim_file(out, "finetune", force, inputs=inputs) if out and proc.is_main else None
     loaded = load_source(source, options.checkpoint)
     device = resolve_device(options.device, proc.local_rank if proc.distributed else None)
     data_cfg = _data_config(options, loaded.cfg)
@@ -249,16 +257,16 @@ def evaluate_run(
     }
     if proc.is_main:
         default = Path(options.run_dir) if options.run_dir else source if loaded.cfg is not None else Path(".")
-        atomic_write_json(Path(out) if out else default / EVAL_FILE, report)
+        atomic_write_json(target or default / EVAL_FILE, report)
     return report
 
 
 def check_labels(train: LabelledSplit, val: LabelledSplit, num_classes: int) -> None:
-    """A list label at or past the class count is refused, naming the file and the line."""
+    """A list label at or past the class count is refused, naming the video and its label."""
     for split in (train, val):
-        for number, entry in enumerate(getattr(split.dataset, "entries", []), start=1):
+        for entry in getattr(split.dataset, "entries", []):
             if entry.label >= num_classes:
-                raise ValueError(
+                raise InputFileError(
                     f"{entry.path}: label {entry.label} is outside the {num_classes} classes (0..{num_classes - 1}); "
                     "fix the list or pass --num-classes"
                 )
@@ -273,7 +281,7 @@ def fitting_classifier(classifier: VideoClassifier | None, num_classes: int, res
     if have == num_classes:
         return classifier
     if not reset_head:
-        raise ValueError(
+        raise ConfigError(
             f"the checkpoint's classification head has {have} classes, the labels {num_classes}: "
             "pass --reset-head to fine-tune it under a new head"
         )

@@ -16,6 +16,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, default_collate
 
+from adamae_rl.errors import ConfigError
 from adamae_rl.evaluation.metrics import topk_accuracy
 from adamae_rl.utils.distributed import Process, collective_device
 
@@ -26,7 +27,7 @@ def aggregate_views(logits: torch.Tensor, how: str = "softmax") -> torch.Tensor:
     """``[B, V, K]`` logits of ``V`` views -> ``[B, K]`` video scores: the mean of the views'
     softmax (``softmax``) or of their logits (``logits``)."""
     if how not in VIEW_SCORES:
-        raise ValueError(f"view scores must be one of {', '.join(VIEW_SCORES)}, got {how!r}")
+        raise ConfigError(f"view scores must be one of {', '.join(VIEW_SCORES)}, got {how!r}")
     per_view = logits.float().softmax(-1) if how == "softmax" else logits.float()
     return per_view.mean(dim=1)
 

@@ -29,6 +29,7 @@ from typing import Any
 
 from torch import nn
 
+from adamae_rl.errors import ConfigError
 from adamae_rl.interop.huggingface import is_hf_dir, read_hf, write_hf
 from adamae_rl.interop.native import is_native, is_run_checkpoint, read_native, read_run_checkpoint, write_native
 from adamae_rl.interop.official import read_official, write_official
@@ -45,6 +46,7 @@ from adamae_rl.interop.weights import (
     policy_options,
 )
 from adamae_rl.models.videomae import VideoMAE
+from adamae_rl.utils.files import check_output_file
 
 log = logging.getLogger("adamae_rl.interop")
 
@@ -68,7 +70,7 @@ def read_weights(path: str | Path, fmt: str | None = None) -> Weights:
     """Read any supported source as :class:`Weights` (``fmt`` forces the format)."""
     path = Path(path)
     if fmt is not None and fmt not in FORMATS:
-        raise ValueError(f"unknown weights format {fmt!r}; known: {', '.join(FORMATS)}")
+        raise ConfigError(f"unknown weights format {fmt!r}; known: {', '.join(FORMATS)}")
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist")
     if fmt == "hf" or (fmt is None and is_hf_dir(path)):
@@ -88,16 +90,23 @@ def read_weights(path: str | Path, fmt: str | None = None) -> Weights:
     return read_official(obj, f"checkpoint {path}")
 
 
-def write_weights(weights: Weights, path: str | Path, fmt: str) -> Path:
+def write_weights(weights: Weights, path: str | Path, fmt: str, force: bool = False,
+                  inputs: tuple[str | Path, ...] = ()) -> Path:
     """Write ``weights`` as ``adamae_rl`` (a ``.pt`` file), ``hf`` (a directory) or ``official``
-    (a ``.pth`` in the VideoMAE/AdaMAE layout, which their code fine-tunes)."""
+    (a ``.pth`` in the VideoMAE/AdaMAE layout, which their code fine-tunes).
+
+    An existing ``path`` is refused unless ``force``; ``path`` may never be (or hold) one of
+    ``inputs``.
+    """
     if fmt == "adamae_rl":
+        check_output_file(path, "convert", force=force, inputs=inputs)
         return write_native(weights, path)
     if fmt == "hf":
-        return write_hf(weights, path)
+        return write_hf(weights, path, force=force, inputs=inputs)
     if fmt == "official":
+        check_output_file(path, "convert", force=force, inputs=inputs)
         return write_official(weights, path)
-    raise ValueError(f"cannot write format {fmt!r}; writable: adamae_rl, hf, official")
+    raise ConfigError(f"cannot write format {fmt!r}; writable: adamae_rl, hf, official")
 
 
 def export_weights(model: VideoMAE, policy: nn.Module | None = None, source: str = "model") -> Weights:

@@ -25,15 +25,20 @@ which exports set to 1e-6.
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from adamae_rl.errors import OutputError
 from adamae_rl.interop.weights import Weights, WeightsError, complete_config, infer_config, merge_config
+from adamae_rl.utils.files import OutputDir, atomic_write_text
 
 WEIGHTS_FILE = "model.safetensors"
+INDEX_FILE = "model.safetensors.index.json"
+LEGACY_WEIGHTS_FILE = "pytorch_model.bin"
 SAMPLER_FILE = "adamae_rl_sampler.safetensors"
 SIDECAR_FILE = "adamae_rl.json"
 LAYER = {
@@ -77,17 +82,54 @@ def read_hf(path: str | Path) -> Weights:
     return weights
 
 
-def _read_tensors(path: Path) -> dict[str, torch.Tensor]:
-    files = sorted(path.glob("model*.safetensors"))
-    if not files:
-        if (path / "pytorch_model.bin").is_file():
-            from adamae_rl.interop.safe import safe_load
+def weight_files(path: Path) -> list[Path]:
+    """The files that hold the model's weights, by Hugging Face's names only.
 
-            return safe_load(path / "pytorch_model.bin")
-        raise WeightsError(f"{path} has config.json but no model.safetensors (or pytorch_model.bin)")
+    ``model.safetensors``; else the shards that ``model.safetensors.index.json`` names; else
+    ``pytorch_model.bin``. Other files (``model_backup.safetensors``, an earlier export) are
+    never read: a glob over ``model*.safetensors`` would let them override the real weights.
+
+    Raises:
+        WeightsError: none of these exist, or the index is malformed or names a file outside
+            the folder or a missing one.
+    """
+    if (path / WEIGHTS_FILE).is_file():
+        return [path / WEIGHTS_FILE]
+    index = path / INDEX_FILE
+    if index.is_file():
+        return _indexed_shards(path, index)
+    if (path / LEGACY_WEIGHTS_FILE).is_file():
+        return [path / LEGACY_WEIGHTS_FILE]
+    raise WeightsError(f"{path} has config.json but no {WEIGHTS_FILE}, {INDEX_FILE} or {LEGACY_WEIGHTS_FILE}")
+
+
+def _indexed_shards(path: Path, index: Path) -> list[Path]:
+    try:
+        weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
+        names = sorted(set(weight_map.values()))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
+        raise WeightsError(f"{index} is not a Hugging Face weight index: {type(err).__name__}: {err}") from None
+    for name in names:
+        if not isinstance(name, str) or Path(name).name != name or name in ("", ".", ".."):
+            raise WeightsError(f"{index} names {name!r}, not a file name inside {path}")
+        if not (path / name).is_file():
+            raise WeightsError(f"{index} names {name}, which is missing from {path}")
+    return [path / name for name in names]
+
+
+def _read_tensors(path: Path) -> dict[str, torch.Tensor]:
+    files = weight_files(path)
+    if files[0].name == LEGACY_WEIGHTS_FILE:
+        from adamae_rl.interop.safe import safe_load
+
+        return safe_load(files[0])
     state: dict[str, torch.Tensor] = {}
-    for file in files:  # one file, or the shards of a split checkpoint
-        state.update(_safetensors().load_file(str(file)))
+    for file in files:  # one file, or the shards the index names
+        part = _safetensors().load_file(str(file))
+        twice = sorted(set(part) & set(state))
+        if twice:
+            raise WeightsError(f"{file} repeats tensors of another shard: {twice[:3]}")
+        state.update(part)
     return state
 
 
@@ -220,8 +262,15 @@ def to_hf_names(model: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return out
 
 
-def write_hf(weights: Weights, path: str | Path) -> Path:
-    """Write a directory that ``VideoMAEForPreTraining.from_pretrained`` loads."""
+def write_hf(weights: Weights, path: str | Path, force: bool = False, inputs: tuple[str | Path, ...] = ()) -> Path:
+    """Write a directory that ``VideoMAEForPreTraining.from_pretrained`` loads.
+
+    The folder records the files it was given (:class:`~adamae_rl.utils.files.OutputDir`). An
+    existing folder is refused unless ``force``; with ``force`` everything an earlier export
+    wrote there is deleted first (and this toolkit's sampler files, which an export from before
+    the record may have left), so a stale ``adamae_rl_sampler.safetensors`` never survives next to
+    new weights. ``inputs``: the source, which may not lie in ``path``.
+    """
     if not weights.has_decoder:
         raise WeightsError(f"{weights.source} holds an encoder only; a VideoMAEForPreTraining export needs the decoder")
     table = weights.config.get("pos_embed", "sincos_1d")
@@ -233,13 +282,35 @@ def write_hf(weights: Weights, path: str | Path) -> Path:
     st = _safetensors()
     path = Path(path)
     config = hf_config(weights)
-    path.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().cpu().contiguous().clone() for k, v in to_hf_names(weights.model).items()}
-    st.save_file(tensors, str(path / WEIGHTS_FILE), metadata={"format": "pt"})
-    (path / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+    out = _export_folder(path, force, inputs)
+    names = [WEIGHTS_FILE, "config.json"] + ([SAMPLER_FILE, SIDECAR_FILE] if weights.policy is not None else [])
+    out.claim(*names)
+    _save_tensors(st, tensors, path / WEIGHTS_FILE)
+    atomic_write_text(path / "config.json", json.dumps(config, indent=2) + "\n")
     if weights.policy is not None:
         sampler = {k: v.detach().cpu().contiguous().clone() for k, v in weights.policy.items()}
-        st.save_file(sampler, str(path / SAMPLER_FILE), metadata={"format": "pt"})
+        _save_tensors(st, sampler, path / SAMPLER_FILE)
         sidecar = {"policy_config": weights.policy_config, "note": "adaptive sampler of adamae_rl; not part of the Hugging Face model"}
-        (path / SIDECAR_FILE).write_text(json.dumps(sidecar, indent=2) + "\n", encoding="utf-8")
+        atomic_write_text(path / SIDECAR_FILE, json.dumps(sidecar, indent=2) + "\n")
     return path
+
+
+def _export_folder(path: Path, force: bool, inputs: tuple[str | Path, ...]) -> OutputDir:
+    """The export's folder, emptied of an earlier export's files under ``force``."""
+    if path.exists() and not force:
+        raise OutputError(f"convert: {path} exists; pass --force to overwrite it")
+    out = OutputDir(path, "convert", force=force, inputs=inputs)
+    out.clear()
+    for name in (SAMPLER_FILE, SIDECAR_FILE, INDEX_FILE):  # this toolkit's (or HF's) names, never to go stale
+        (path / name).unlink(missing_ok=True)
+    return out
+
+
+def _save_tensors(st: Any, tensors: dict[str, torch.Tensor], target: Path) -> None:
+    tmp = target.with_name(f".{target.name}.tmp")
+    try:
+        st.save_file(tensors, str(tmp), metadata={"format": "pt"})
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)

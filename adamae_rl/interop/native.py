@@ -42,10 +42,21 @@ def read_native(obj: dict[str, Any], source: str) -> Weights:
     )
 
 
+def preset_fields(preset: Any) -> dict[str, Any]:
+    """The ``MAEConfig`` fields of a built-in preset (empty for a plug-in or no preset)."""
+    from adamae_rl.models.presets import PRESETS
+
+    return dict(PRESETS.get(preset, {})) if isinstance(preset, str) else {}
+
+
 def read_run_checkpoint(obj: dict[str, Any], source: str) -> Weights:
     """A training run's ``checkpoints/*.pt``: the MAE, and the sampler when the policy is adaptive."""
     run_cfg = obj["config"]
-    model_cfg = {k: v for k, v in dict(run_cfg.get("model") or {}).items() if k not in RUN_MODEL_KEYS}
+    stored = dict(run_cfg.get("model") or {})
+    model_cfg = {k: v for k, v in stored.items() if k not in RUN_MODEL_KEYS}
+    # The run's config names a preset and only the fields it overrode: the preset's own fields
+    # (heads, above all, which no tensor shape reveals) are part of what the weights were trained as.
+    model_cfg = {**preset_fields(stored.get("preset")), **model_cfg}
     model = dict(obj["model"])
     weights = Weights(model=model, config=merge_config(infer_config(model), model_cfg, source), source=source)
     policy_cfg = dict(run_cfg.get("policy") or {})

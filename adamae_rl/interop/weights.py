@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from adamae_rl.errors import UserError
 from adamae_rl.models.videomae import MAEConfig, VideoMAE, sinusoid_table
 
 log = logging.getLogger("adamae_rl.interop")
@@ -34,7 +35,7 @@ POLICY_FIELDS = ("num_tokens", "embed_dim", "width", "depth", "num_heads", "mlp_
 ENCODER_PREFIXES = ("patch_embed.", "blocks.", "norm.")
 
 
-class WeightsError(ValueError):
+class WeightsError(UserError, ValueError):
     """Weights that do not fit: unknown, missing or wrongly shaped tensors, other geometry."""
 
 
@@ -220,9 +221,17 @@ def check_state(module: nn.Module, state: dict[str, torch.Tensor], what: str, al
         problems.append(f"missing keys {missing}")
     if shapes:
         problems.append(f"shape mismatches [{'; '.join(shapes)}]")
+    broken = nonfinite_keys(state)
+    if broken:  # the file is broken; a run would later blame its learning rate for the NaN loss
+        problems.append(f"non-finite values (NaN or inf) in {len(broken)} tensors {broken[:5]}")
     if problems:
         raise WeightsError(f"{what}: {', '.join(problems)}")
     return allowed
+
+
+def nonfinite_keys(state: dict[str, torch.Tensor]) -> list[str]:
+    """The floating-point tensors of ``state`` that hold a NaN or an infinity, sorted."""
+    return sorted(k for k, v in state.items() if torch.is_tensor(v) and v.is_floating_point() and not torch.isfinite(v).all())
 
 
 def load_into(module: nn.Module, state: dict[str, torch.Tensor], what: str, allow_missing: tuple[str, ...] = ()) -> list[str]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from adamae_rl.errors import ConfigError
 from adamae_rl.models.videomae import MAEConfig, VideoMAE
 from adamae_rl.registry import Registry
 
@@ -41,11 +42,11 @@ def mae_config(preset: str = "tiny", **overrides: Any) -> MAEConfig:
     """Config for a built-in preset with field overrides (e.g. ``img_size=112, decoder_depth=2``)."""
     if preset not in PRESETS:
         MODELS.get(preset)  # an unknown name fails here, listing every registered model
-        raise ValueError(f"model {preset!r} is registered but has no built-in config; built-ins: {', '.join(sorted(PRESETS))}")
+        raise ConfigError(f"model {preset!r} is registered but has no built-in config; built-ins: {', '.join(sorted(PRESETS))}")
     fields = set(MAEConfig.__dataclass_fields__)
     unknown = set(overrides) - fields
     if unknown:
-        raise ValueError(f"unknown MAE config field(s) {sorted(unknown)}; known: {sorted(fields)}")
+        raise ConfigError(f"unknown MAE config field(s) {sorted(unknown)}; known: {sorted(fields)}")
     return MAEConfig(**{**PRESETS[preset], **overrides})
 
 

@@ -14,6 +14,7 @@ import inspect
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
+from adamae_rl.errors import ConfigError
 from adamae_rl.registry import Registry, UnknownNameError
 from adamae_rl.utils.signature import signature_problems
 
@@ -93,7 +94,7 @@ def build_policy(
     kwargs = {**_accepted(factory, geometry), **spec_options, **options}
     problems = signature_problems(factory, {**spec_options, **options}, "policy.", skip=GEOMETRY_KEYS)
     if problems:
-        raise ValueError(f"policy {_display_name(spec)!r}: " + "; ".join(problems))
+        raise ConfigError(f"policy {_display_name(spec)!r}: " + "; ".join(problems))
     return factory(**kwargs)
 
 

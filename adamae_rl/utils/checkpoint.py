@@ -21,6 +21,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from adamae_rl.errors import UserError
+
 log = logging.getLogger("adamae_rl.checkpoint")
 
 PERIODIC = re.compile(r"^step_(\d+)\.pt$")
@@ -28,7 +30,7 @@ TEMPORARY = re.compile(r"^\..+\.tmp\d*$")  # ".last.pt.tmp1234", ".config.yaml.t
 SPACE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError, ValueError):
     """A checkpoint cannot be read or written; the message names the file and the reason."""
 
 

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from adamae_rl.errors import ConfigError
+
 
 @dataclass(frozen=True)
 class Process:
@@ -44,11 +46,11 @@ def resolve_device(request: str, local_rank: int | None = None) -> torch.device:
     if request == "auto":
         request = "cuda" if torch.cuda.is_available() else "cpu"
     if request.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"trainer.device={request} but no CUDA device is available; use trainer.device=cpu")
+        raise ConfigError(f"trainer.device={request} but no CUDA device is available; use trainer.device=cpu")
     if request == "cuda" and local_rank is not None:
         request = f"cuda:{local_rank}"
     if request not in ("cpu",) and not request.startswith("cuda"):
-        raise ValueError(f"trainer.device must be auto, cpu, cuda or cuda:N, got {request!r}")
+        raise ConfigError(f"trainer.device must be auto, cpu, cuda or cuda:N, got {request!r}")
     return torch.device(request)
 
 

@@ -11,12 +11,14 @@ import logging
 import os
 from pathlib import Path
 
+from adamae_rl.errors import UserError
+
 log = logging.getLogger("adamae_rl.rundir")
 
 LOCK_NAME = ".lock"
 
 
-class RunDirBusyError(RuntimeError):
+class RunDirBusyError(UserError, RuntimeError):
     """Another live process holds the run directory."""
 
 
@@ -65,3 +67,39 @@ class RunDirLock:
 
     def __exit__(self, *exc) -> None:
         self.release()
+
+
+# What a training run writes into its directory. Not claimed: Hydra's train.log (appended to, not
+# rewritten) and the lock file, which a live run holding the directory owns (RunDirLock names it).
+RUN_FILES = ("config.yaml", "overrides.yaml", "summary.json", "metrics.jsonl")
+RUN_FOLDERS = ("checkpoints", "tb")
+
+
+def claim_run_dir(run_dir: str | Path) -> None:
+    """Make ``run_dir``'s run files the trainer's, refusing a folder that holds others' files of
+    those names (a ``config.yaml`` of your own, say).
+
+    A run directory written before the trainer kept a record (its ``config.yaml`` is a training
+    config) is adopted, so that it still resumes.
+
+    Raises:
+        OutputError: naming the first foreign file.
+    """
+    from adamae_rl.utils.files import OutputDir
+
+    out = OutputDir(run_dir, "train", advice="choose another run_dir=... or move the file away")
+    if not out.record.exists() and _is_run_config(Path(run_dir) / "config.yaml"):
+        out.force = True  # an earlier run of this toolkit: its files are the trainer's
+    out.claim(*RUN_FILES)
+    for folder in RUN_FOLDERS:
+        out.claim_folder(folder)
+
+
+def _is_run_config(path: Path) -> bool:
+    try:
+        import yaml
+
+        cfg = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, yaml.YAMLError):
+        return False
+    return isinstance(cfg, dict) and {"trainer", "model", "policy"} <= set(cfg)

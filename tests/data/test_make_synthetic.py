@@ -65,3 +65,43 @@ def test_cli_module_entry_point(tmp_path: Path) -> None:
     result = subprocess.run(args, capture_output=True, text=True, check=True)
     assert "train.txt" in result.stdout
     assert len(read_video_list(out / "train.txt")) == 2 and not (out / "val.txt").exists()
+
+
+def _make(out: Path, *extra: str) -> subprocess.CompletedProcess:
+    args = [str(out), "--num-videos", "1", "--frames", "4", "--size", "16", *extra]
+    return subprocess.run([sys.executable, "-m", "adamae_rl.data.make_synthetic", *args], capture_output=True, text=True)
+
+
+def test_never_overwrites_a_users_files(tmp_path: Path) -> None:
+    (tmp_path / "train.txt").write_text("mine.mp4 3\n")
+    result = _make(tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("error:") == 1 and "train.txt exists and was not written by" in result.stderr
+    assert "--force" in result.stderr and "Traceback" not in result.stderr
+    assert (tmp_path / "train.txt").read_text() == "mine.mp4 3\n"
+    assert not (tmp_path / "train").exists()  # refused before writing anything
+    # a folder of someone else's videos under the split's name is refused the same way
+    other = tmp_path / "other"
+    (other / "train").mkdir(parents=True)
+    (other / "train" / "holiday.mp4").write_bytes(b"x")
+    assert _make(other).returncode == 2 and (other / "train" / "holiday.mp4").read_bytes() == b"x"
+
+
+def test_rerun_rewrites_its_own_files_and_force_overwrites(tmp_path: Path) -> None:
+    assert _make(tmp_path).returncode == 0
+    assert _make(tmp_path).returncode == 0  # its own files: rewritten without --force
+    (tmp_path / "val.txt").write_text("mine\n")
+    assert _make(tmp_path, "--val-videos", "1").returncode == 2
+    assert (tmp_path / "val.txt").read_text() == "mine\n"
+    assert _make(tmp_path, "--val-videos", "1", "--force").returncode == 0
+    assert (tmp_path / "val.txt").read_text().startswith("val/clip_000000.mp4")
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--size", "100000"], "renders more than 1 GiB per video"),  # used to end in an allocator traceback
+    (["--max-shapes", "0"], "--max-shapes must be >= 1"),  # used to end in a torch traceback
+])
+def test_bad_sizes_are_one_line(tmp_path: Path, args: list[str], needle: str) -> None:
+    result = _make(tmp_path / "out", *args)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert needle in result.stderr and not (tmp_path / "out").exists()

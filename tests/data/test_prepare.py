@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +19,7 @@ from adamae_rl.data.make_synthetic import main as make_synthetic
 from adamae_rl.data.prepare import EncodeOptions, kept_frames, main, prepare
 from adamae_rl.data.synthetic import render_clip
 from adamae_rl.data.video import load_fg_mask, read_video_list
+from adamae_rl.errors import OutputError
 
 FRAMES, SIZE, VIDEOS = 24, 64, 5
 
@@ -75,7 +80,7 @@ def test_rerun_skips_finished_videos_and_refuses_other_options(tmp_path: Path, s
     assert all(p.stat().st_mtime_ns == t for p, t in stamps.items() if p != victim)
     assert victim.exists() and (out / "train.txt").read_text() == first.list_file.read_text()
 
-    with pytest.raises(ValueError, match=r"other options \(short_side: 32 -> 48\)"):
+    with pytest.raises(OutputError, match=r"other options \(short_side: 32 -> 48\)"):
         prepare(source, out, EncodeOptions(short_side=48), progress=False)
     assert json.loads((out / "prepare.json").read_text())["options"]["short_side"] == 32
 
@@ -97,3 +102,71 @@ def test_help_and_bad_arguments(capsys) -> None:
     with pytest.raises(SystemExit) as bad:
         main(["x.txt", "out", "--workers", "0"])
     assert bad.value.code == 2 and "--workers >= 1" in capsys.readouterr().err
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "adamae_rl.data.prepare", *args, "--no-progress", "--workers", "1"],
+                          capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+
+def _one_error(result: subprocess.CompletedProcess, *needles: str) -> str:
+    assert result.returncode == 2, result.stderr[-2000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    for needle in needles:
+        assert needle in errors[0], errors[0]
+    return errors[0]
+
+
+def test_never_writes_into_its_own_input(tmp_path: Path, source: Path) -> None:
+    before = source.read_text()
+    _one_error(_cli(str(source), str(source.parent), "--short-side", "32"), "holds the input", "own input")
+    assert source.read_text() == before and not (source.parent / "videos").exists()
+    out = tmp_path / "out"
+    prepare(source, out, EncodeOptions(short_side=32), progress=False)
+    # a rerun on OUT's own list into OUT would re-encode into videos/videos/
+    _one_error(_cli(str(out / "train.txt"), str(out), "--short-side", "32"), "holds the input")
+    assert not (out / "videos" / "videos").exists()
+
+
+def test_never_overwrites_foreign_files(tmp_path: Path, source: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "train.txt").write_text("my own list\n")
+    _one_error(_cli(str(source), str(out), "--short-side", "32"), "train.txt exists and was not written by data.prepare")
+    assert (out / "train.txt").read_text() == "my own list\n"
+    assert _cli(str(source), str(out), "--short-side", "32", "--force").returncode == 0
+    assert (out / "train.txt").read_text().startswith("videos/train/clip_000000.mp4")
+
+
+def test_same_output_name_keeps_every_video_and_label(tmp_path: Path, source: Path) -> None:
+    src = source.parent / "train"
+    shutil.copy(src / "clip_000000.mp4", tmp_path / "a.mp4")
+    shutil.copy(src / "clip_000001.mp4", tmp_path / "a.avi")  # same stem, another container name
+    listing = tmp_path / "list.txt"
+    listing.write_text("a.mp4 0\na.avi 1\na.mp4 0\n")  # a.mp4 twice: one video, listed twice
+    report = prepare(listing, tmp_path / "out", EncodeOptions(short_side=32), progress=False)
+    assert report.done == 2 and not report.skipped
+    written = sorted(p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*.mp4"))
+    assert written == ["videos/a.avi.mp4", "videos/a.mp4"]
+    assert report.list_file.read_text() == "videos/a.mp4 0\nvideos/a.avi.mp4 1\nvideos/a.mp4 0\n"
+
+
+def test_preset_typo_is_a_setting_error_not_a_bad_video(tmp_path: Path, source: Path) -> None:
+    _one_error(_cli(str(source), str(tmp_path / "out"), "--preset", "veryfsat"), "unknown x264 preset 'veryfsat'")
+    assert not (tmp_path / "out").exists()
+
+
+def test_full_disk_stops_with_the_reason_not_bad_video(tmp_path: Path, source: Path) -> None:
+    # RLIMIT_FSIZE makes every write past 20 kB fail with EFBIG, as a full disk fails with ENOSPC.
+    code = (
+        "import resource, signal, sys\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))\n"
+        "from adamae_rl.data.prepare import main\n"
+        f"main([{str(source)!r}, {str(tmp_path / 'out')!r}, '--short-side', '0', '--crf', '0', '--workers', '1', '--no-progress'])\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    _one_error(result, "cannot write into", "File too large")
+    bad = [line for line in result.stderr.splitlines() if "bad video" in line]
+    assert len(bad) == 2 and not any("clip_" in line for line in bad)  # only the broken and the missing file

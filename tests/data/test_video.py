@@ -2,24 +2,31 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from helpers_memory import run_limited
 
 from adamae_rl.data.factory import ClipGeometry, make_dataset
 from adamae_rl.data.loader import SKIPPED_KEY
 from adamae_rl.data.synthetic import pixel_mask_to_tokens
 from adamae_rl.data.transforms import denormalize
+from adamae_rl.errors import InputFileError
+from adamae_rl.utils.files import MAX_TEXT_INPUT_BYTES
 from adamae_rl.data.video import (
+    BadVideoError,
     SamplingOptions,
     VideoClips,
     VideoEntry,
     VideoReadError,
     build_video_dataset,
     dense_indices,
+    load_fg_mask,
     read_video_list,
+    save_fg_mask,
     segment_indices,
 )
 
@@ -171,3 +178,131 @@ def test_build_from_config_and_factory(tmp_path: Path, gray_video, write_list, g
         VideoClips([VideoEntry("x.mp4", 0)], ClipGeometry(7, 32, 8, 2))
     with pytest.raises(ValueError, match="temporal_mode"):
         SamplingOptions(temporal_mode="sparse")
+
+
+def test_list_must_be_a_bounded_regular_file(tmp_path: Path) -> None:
+    # /dev/zero used to be read until memory ran out: now refused before reading, under a 256 MiB cap.
+    result = run_limited("""
+        from adamae_rl.data.video import read_video_list
+        limit_memory(256)
+        try:
+            read_video_list("/dev/zero")
+        except Exception as err:
+            print(type(err).__name__, err)
+    """)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "InputFileError video list /dev/zero is a device, not a regular file"
+    fifo = tmp_path / "list.fifo"
+    os.mkfifo(fifo)  # reading a FIFO with no writer used to block forever
+    with pytest.raises(InputFileError, match="is a FIFO, not a regular file"):
+        read_video_list(fifo)
+    big = tmp_path / "big.txt"
+    with open(big, "wb") as handle:
+        handle.truncate(MAX_TEXT_INPUT_BYTES + 1)  # sparse: no disk used
+    with pytest.raises(InputFileError, match="larger than 256 MiB"):
+        read_video_list(big)
+
+
+def _hostile_mask(path: Path, shape: list[int], packed_len: int = 16) -> None:
+    np.savez_compressed(path, packed=np.zeros(packed_len, dtype=np.uint8), shape=np.array(shape))
+
+
+def test_mask_header_is_checked_before_the_mask_is_read(square_video: Path, geometry, tmp_path: Path) -> None:
+    mask_path = square_video.with_suffix(".fg.npz")
+    mask_path.unlink()
+    # A few hundred bytes that claim [24, 6000, 6000]: unpacking used to cost 2.3 GB for one item.
+    _hostile_mask(mask_path, [24, 6000, 6000])
+    assert mask_path.stat().st_size < 1000
+    list_file = tmp_path / "list.txt"
+    list_file.write_text(f"{square_video.name} 0\n")
+    result = run_limited(f"""
+        from adamae_rl.data.video import VideoClips, read_video_list
+        from adamae_rl.geometry import ClipGeometry
+        clips = VideoClips(read_video_list({str(list_file)!r}), ClipGeometry(8, 32, 8, 2), strict=True)
+        limit_memory(400)
+        try:
+            clips[(0, 0)]
+        except Exception as err:
+            print(type(err).__name__, err)
+    """)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "BadVideoError bad video" in result.stdout and "mask shape 24x6000x6000" in result.stdout
+    assert "more than 268435456" in result.stdout
+
+
+@pytest.mark.parametrize("shape, packed, needle", [
+    ([24, 48, 64], 5, "5 packed bytes do not match mask shape 24x48x64"),  # the bits do not match the claimed shape
+    ([24, 48], 9216, "'shape' must hold three integers"),
+    ([24, 0, 64], 1, "positive sides"),
+])
+def test_malformed_mask_headers_are_named(tmp_path: Path, shape: list[int], packed: int, needle: str) -> None:
+    path = tmp_path / "m.fg.npz"
+    _hostile_mask(path, shape, packed)
+    with pytest.raises(InputFileError) as err:
+        load_fg_mask(path)
+    assert needle in str(err.value)
+
+
+def test_mask_of_another_aspect_or_length_is_refused(square_video: Path, geometry) -> None:
+    mask_path = square_video.with_suffix(".fg.npz")
+    strict = VideoClips([VideoEntry(str(square_video), 3)], geometry, strict=True)
+    for shape, needle in (([24, 64, 48], "is 64x48, video frames are 48x64"), ([23, 48, 64], "video has 24 frames")):
+        save_fg_mask(mask_path, torch.zeros(shape, dtype=torch.bool))
+        with pytest.raises(BadVideoError, match=needle):
+            strict[(0, 0)]
+    save_fg_mask(mask_path, torch.zeros([24, 24, 32], dtype=torch.bool))  # half the resolution: fine
+    assert strict[(0, 0)]["fg_tokens"].shape == (NUM_TOKENS,)
+
+
+def _large_video(path: Path, side: int, frames: int) -> None:
+    """A gradient video of ``side`` x ``side``, written frame by frame (never held whole)."""
+    import av
+
+    ramp = np.linspace(0, 255, side).astype(np.int64)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width = stream.height = side
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"preset": "ultrafast", "bf": "0"}
+        for t in range(frames):
+            row = ((ramp + 9 * t) % 256).astype(np.uint8)
+            image = np.broadcast_to(row[:, None, None], (side, side, 3)).copy()
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        container.mux(stream.encode())
+
+
+@pytest.mark.parametrize("decode_short_side, fits", [("auto", True), (None, False)])
+def test_large_video_decodes_at_the_size_training_needs(tmp_path: Path, decode_short_side, fits: bool) -> None:
+    # 10 frames of 2000x2000: native decoding (and the float crop) needs far more than 300 MiB;
+    # the default decodes at img_size / min(scales) = 32 / 0.66 -> 50 px and stays well inside.
+    path = tmp_path / "large.mp4"
+    _large_video(path, 2000, 10)
+    result = run_limited(f"""
+        from adamae_rl.data.video import VideoClips, VideoEntry, sampling_options
+        from adamae_rl.geometry import ClipGeometry
+        options = sampling_options({{"decode_short_side": {decode_short_side!r}}}, True, 32)
+        clips = VideoClips([VideoEntry({str(path)!r}, 0)], ClipGeometry(8, 32, 8, 2), options, strict=True)
+        limit_memory(300)
+        try:
+            item = clips[(0, 0)]
+            print("ok", options.decode_short_side, tuple(item["video"].shape))
+        except Exception as err:
+            print(type(err).__name__)
+    """, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    if fits:
+        assert result.stdout.strip() == "ok 50 (3, 8, 32, 32)"
+    else:  # the limit is real: without scaling the same read does not fit
+        assert result.stdout.strip() in ("MemoryError", "BadVideoError"), result.stdout
+
+
+def test_decode_size_rules() -> None:
+    from adamae_rl.data.video import MAX_DECODED_BYTES, _check_decode_bytes, resolve_decode_short_side
+
+    assert resolve_decode_short_side("auto", 224, (1.0, 0.875, 0.75, 0.66)) == 340  # ceil(339.4), even
+    assert resolve_decode_short_side("auto", 32, (1.0,)) == 32
+    assert resolve_decode_short_side(None, 224, (0.5,)) is None and resolve_decode_short_side(96, 224, (0.5,)) == 96
+    _check_decode_bytes(16, (640, 360))
+    with pytest.raises(VideoReadError, match=r"10 frames of 4000x4000 would take 0.4 GiB to decode; set data.decode_short_side"):
+        _check_decode_bytes(10, (4000, 4000))
+    assert 10 * 4000 * 4000 * 3 > MAX_DECODED_BYTES

@@ -254,3 +254,19 @@ def test_vector_envs_reset_and_step(vector):
         np.testing.assert_allclose(reward, token_reward.sum(1) / 6, rtol=1e-5)
     finally:
         envs.close()
+
+
+def test_hostile_construction_and_actions_are_named() -> None:
+    model = build_mae("tiny", img_size=32, num_frames=4)
+    with pytest.raises(ValueError, match="the dataset holds no clips"):
+        MaskedVideoGymEnv(model, [], 0.5)  # numpy's "high <= 0" before
+    other = MaskedVideoGymEnv(model, SyntheticClips(num_clips=2, num_frames=8, img_size=32), 0.5)
+    with pytest.raises(ValueError, match=r"clip \d has shape \(3, 8, 32, 32\); the MAE takes \(3, 4, 32, 32\)"):
+        other.reset(seed=0)  # a broadcast error deep in the MAE before
+    env = MaskedVideoGymEnv(model, SyntheticClips(num_clips=2, num_frames=4, img_size=32), 0.5)
+    env.reset(seed=0)
+    action = np.zeros(model.cfg.num_tokens)
+    action[: env.num_masked] = 1
+    with pytest.raises(ValueError, match="got dtype complex128"):
+        env.step(action.astype(complex))  # silently cast (with a ComplexWarning) before
+    assert env.step(action.astype(bool))[2]

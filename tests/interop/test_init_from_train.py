@@ -88,3 +88,37 @@ def test_policy_init_from_through_config(tmp_path):
     cfg = smoke_config(f"+policy.init_from={tmp_path / 'with_sampler.pt'}")  # the default sampler: 2 heads, q/v bias
     with pytest.raises(WeightsError, match=r"num_heads: weights 8, policy 2; qkv_bias: weights False, policy True"):
         build_policy_from_config(cfg["policy"], model, cfg["mask_ratio"])
+
+
+def test_a_run_checkpoint_carries_its_presets_heads(tmp_path):
+    # A tiny run records model.preset=tiny but not num_heads (the preset's 4); no tensor shape
+    # tells heads, so loading into 8 heads used to succeed with different outputs.
+    from adamae_rl.interop import init_from
+    from adamae_rl.interop.weights import WeightsError
+    from adamae_rl.models.presets import build_mae
+
+    small = dict(img_size=32, num_frames=4)
+    source = build_mae("tiny", **small)
+    run_cfg = {"model": {"preset": "tiny", **small, "init_from": None}, "policy": {"name": "random"}}
+    torch.save({"config": run_cfg, "model": source.state_dict(), "step": 1}, tmp_path / "last.pt")
+    with pytest.raises(WeightsError, match="num_heads: weights 4, config 8"):
+        init_from(build_mae("tiny", num_heads=8, **small), tmp_path / "last.pt")
+    with pytest.raises(WeightsError, match="decoder_num_heads: weights 2, config 4"):
+        init_from(build_mae("tiny", decoder_num_heads=4, **small), tmp_path / "last.pt")
+    target = build_mae("tiny", **small)
+    init_from(target, tmp_path / "last.pt")
+    assert all(torch.equal(a, b) for a, b in zip(source.state_dict().values(), target.state_dict().values()))
+
+
+def test_non_finite_weights_are_named_as_the_files_fault(tmp_path):
+    from adamae_rl.interop import init_from
+    from adamae_rl.interop.weights import WeightsError
+    from adamae_rl.models.presets import build_mae
+
+    small = dict(img_size=32, num_frames=4)
+    state = build_mae("tiny", **small).state_dict()
+    state["blocks.0.attn.proj.weight"][0, 0] = float("nan")
+    run_cfg = {"model": {"preset": "tiny", **small}, "policy": {"name": "random"}}
+    torch.save({"config": run_cfg, "model": state, "step": 1}, tmp_path / "nan.pt")
+    with pytest.raises(WeightsError, match=r"non-finite values \(NaN or inf\) in 1 tensors \['blocks.0.attn.proj.weight'\]"):
+        init_from(build_mae("tiny", **small), tmp_path / "nan.pt")

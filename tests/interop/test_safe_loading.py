@@ -55,3 +55,19 @@ def test_cli_refuses_pickle_payload(tmp_path):
     assert "error: refusing to load" in out.stderr and "posix.system" in out.stderr
     assert "Traceback" not in out.stderr
     assert not sentinel.exists() and not (tmp_path / "out.pt").exists()
+
+
+@pytest.mark.parametrize("content, needle", [
+    (b"clip_000000.mp4 3\nclip_000001.mp4 1\n", "is a text file, not a torch checkpoint"),  # a list given as weights
+    (b"\x80\x02]q\x00.", "(RuntimeError: Invalid magic number; corrupt file?)"),  # a bare pickle, no torch header
+    (bytes(range(172, 256)) * 3, "(not a pickle: Unsupported operand 172)"),
+])
+def test_garbage_is_not_a_checkpoint_and_not_called_unsafe(tmp_path, content: bytes, needle: str) -> None:
+    from adamae_rl.errors import InputFileError
+    from adamae_rl.interop.safe import safe_load
+
+    path = tmp_path / "w.pt"
+    path.write_bytes(content)
+    with pytest.raises(InputFileError) as err:
+        safe_load(path)
+    assert needle in str(err.value) and "pickled" not in str(err.value)
