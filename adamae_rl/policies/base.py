@@ -163,18 +163,17 @@ class LearnablePolicy(MaskingPolicy):
             raise KeyError(f"{type(self).__name__}.log_prob needs the stored action {key!r} in the tensordict")
         return self.distribution(td).log_prob(td.get(key))
 
-    def as_actor(self) -> TensorDictSequential:
-        """This policy as a TorchRL ``ProbabilisticActor`` followed by the mask it implies.
+    def as_actor(self):
+        """This policy's law as a TorchRL ``ProbabilisticActor`` (parameters shared with it).
 
-        The actor's action is ``visible_order`` (log-probability ``visible_order_log_prob``), so
-        ``ClipPPOLoss``/``A2CLoss``/``ReinforceLoss(actor, ...)`` re-score stored actions exactly;
-        a last module writes ``mask`` for the env. Parameters are shared with this policy.
-        Returns the ``ProbabilisticTensorDictSequential`` (pass it to the loss and the collector).
+        The actor's action is ``visible_order`` with log-probability ``visible_order_log_prob``,
+        so ``ClipPPOLoss``/``A2CLoss``/``ReinforceLoss`` re-score stored actions exactly. The env
+        reads ``mask``: collect with :meth:`collector_policy`, which appends it.
         """
         from torchrl.modules import ProbabilisticActor  # here: importing the policies stays light
 
         scorer = TensorDictModule(_Scores(self), in_keys=list(self.in_keys), out_keys=["logits"])
-        actor = ProbabilisticActor(
+        return ProbabilisticActor(
             scorer,
             in_keys=["logits"],
             out_keys=[self.action_key],
@@ -182,7 +181,10 @@ class LearnablePolicy(MaskingPolicy):
             distribution_kwargs={"num_visible": self.num_visible},
             return_log_prob=True,
         )
-        return TensorDictSequential(actor, _WriteMask(self.num_tokens))
+
+    def collector_policy(self, actor=None) -> TensorDictSequential:
+        """``actor`` (default :meth:`as_actor`) followed by a module writing ``mask`` for the env."""
+        return TensorDictSequential(actor if actor is not None else self.as_actor(), _WriteMask(self.num_tokens))
 
 
 class _Scores(torch.nn.Module):

@@ -94,7 +94,7 @@ def test_plackett_luce_entropy_bonus_and_ema_baseline():
     second_td = step_td(seed=1)
     second = loss(second_td)
     assert loss.ema_return.item() == pytest.approx(0.5 * batch_mean - 0.5 * second["reward_mean"].item(), abs=1e-6)
-    with pytest.raises(ValueError, match=r"baseline must be 'batch' or 'ema', got 'median'"):
+    with pytest.raises(ValueError, match=r"baseline must be 'batch', 'ema' or 'rloo', got 'median'"):
         PlackettLuceLoss(baseline="median")
 
 
@@ -139,7 +139,7 @@ def _learnable():
 
 def test_losses_are_finite_at_extreme_logits():
     td = step_td()
-    td.set("logits", td["logits"].detach() * 1e3)
+    td.set("logits", (td["logits"].detach() * 1e3).requires_grad_())
     for loss in (AdaMAELoss(), PlackettLuceLoss()):
         value = loss(td)["loss_policy"]
         assert math.isfinite(value.item())
