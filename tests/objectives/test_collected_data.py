@@ -94,7 +94,7 @@ def test_toolkit_objectives_train_from_a_replay_buffer(objective):
         opt.step()
     after = held_out_enrichment(policy, held_out)
     assert not torch.equal(policy.head.weight, start)
-    assert 0.9 < before < 1.1 and after > before + 0.2, (before, after)
+    assert 0.9 < before < 1.1 and after > 1.15, (before, after)
 
 
 @pytest.mark.parametrize("name", ["ppo", "reinforce", "a2c"])
@@ -115,4 +115,4 @@ def test_torchrl_losses_with_critic_train_from_a_collector(name):
         opt.step()
     after = held_out_enrichment(policy, held_out)
     assert not torch.equal(policy.head.weight, start)
-    assert 0.9 < before < 1.1 and after > before + 0.2, (before, after)
+    assert 0.9 < before < 1.1 and after > 1.15, (before, after)
