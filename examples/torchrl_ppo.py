@@ -39,21 +39,22 @@ from adamae_rl.envs.masked_video import reconstruction_step
 from adamae_rl.objectives.actor_critic import make_torchrl_loss
 
 ESTIMATORS = ("adamae", "plackett_luce", "rloo", "ppo")
-MODEL = dict(img_size=32, num_frames=8)  # the tiny preset on 32 px, 8 frames: 4 x 4 x 4 = 64 tokens
-MASK_RATIO = 0.75
+# The training app's demo setting: the tiny preset on 64 px, 16 frames (8 x 8 x 8 = 512 tokens).
+MODEL = dict(img_size=64, num_frames=16)
+MASK_RATIO = 0.9
 ROWS = 16  # masks per env step (clips x masks per clip)
 K = 4  # masks per clip for rloo
 PPO_EPOCHS = 4
 NOISE_BATCHES = 16
 
 
-def build(estimator: str, seed: int):
+def build(estimator: str, seed: int, model: dict, mask_ratio: float):
     """The env (and its MAE), held-out clips, the policy and the policy's loss for one run."""
     reduce = "mean" if estimator == "ppo" else "none"
     k = K if estimator == "rloo" else 1
-    env = make_env("tiny", "synthetic", batch_size=ROWS, mask_ratio=MASK_RATIO, seed=seed,
-                   reward_reduce=reduce, masks_per_clip=k, **MODEL)
-    val = make_env(env.model, "synthetic", batch_size=64, mask_ratio=MASK_RATIO, seed=seed, split="val")
+    env = make_env("tiny", "synthetic", batch_size=ROWS, mask_ratio=mask_ratio, seed=seed,
+                   reward_reduce=reduce, masks_per_clip=k, **model)
+    val = make_env(env.model, "synthetic", batch_size=64, mask_ratio=mask_ratio, seed=seed, split="val")
     torch.manual_seed(seed + 1)
     policy = make_policy("adaptive", env=env)
     if estimator == "ppo":
@@ -102,11 +103,12 @@ def enrichment(policy, held_out) -> float:
     return foreground_enrichment(masks, held_out.get("fg_tokens").repeat(4, 1))
 
 
-def run(estimator: str, seed: int, steps: int, verbose: bool = True) -> dict:
+def run(estimator: str, seed: int, steps: int, model: dict | None = None, mask_ratio: float = MASK_RATIO,
+        verbose: bool = True) -> dict:
     """Train MAE and policy together for ``steps`` collected batches; return the figures."""
     torch.manual_seed(seed)
     start = time.perf_counter()
-    env, val, policy, loss, collect = build(estimator, seed)
+    env, val, policy, loss, collect = build(estimator, seed, model or MODEL, mask_ratio)
     held_out = val.reset()
     mae_opt = torch.optim.AdamW(env.model.parameters(), lr=1e-3, betas=(0.9, 0.95), weight_decay=0.05)
     # Adam with a tiny epsilon: the step is scale-free (AdaMAE's loss is 1e-4 x errors of 1e-2).
@@ -164,11 +166,15 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--estimator", choices=ESTIMATORS, default="ppo")
     parser.add_argument("--compare", action="store_true", help="run every estimator")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
-    parser.add_argument("--steps", type=int, default=300, help=f"collected batches of {ROWS} masks")
+    parser.add_argument("--steps", type=int, default=200, help=f"collected batches of {ROWS} masks")
+    parser.add_argument("--img-size", type=int, default=MODEL["img_size"])
+    parser.add_argument("--num-frames", type=int, default=MODEL["num_frames"])
+    parser.add_argument("--mask-ratio", type=float, default=MASK_RATIO)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     names = ESTIMATORS if args.compare else (args.estimator,)
-    results = [run(name, seed, args.steps) for seed in args.seeds for name in names]
+    model = dict(img_size=args.img_size, num_frames=args.num_frames)
+    results = [run(name, seed, args.steps, model, args.mask_ratio) for seed in args.seeds for name in names]
     print(summarize(results))
     return results
 
