@@ -38,8 +38,7 @@ reward and already the next clip's observation (the finished one in ``info["fina
 
 The adapter scores masks with the MAE it is given; it does not train it (use ``MaskedVideoEnv``
 and the training loop for that). It works in ``gymnasium.vector.SyncVectorEnv`` and
-``AsyncVectorEnv``; importing TorchRL makes ``spawn`` Python's default start method, so pass
-``context="fork"`` to ``AsyncVectorEnv`` on Linux to skip re-importing torch in every worker.
+``AsyncVectorEnv``; on Linux, ``context="fork"`` skips re-importing torch in every worker.
 """
 
 from __future__ import annotations
