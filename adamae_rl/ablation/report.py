@@ -171,7 +171,7 @@ def budget_line(cfg: dict, cells: Sequence[Cell], rows: Sequence[dict], wall_s: 
         f"further train overrides: {extra}. Evaluation: {protocol}; {ev['train_clips']} labelled training / "
         f"{ev['val_clips']} validation clips; top-1/top-5 of the pre-trained encoder on the validation clips. "
         f"Fg enrichment = share of visible tokens on moving shapes / share of all tokens on them, on held-out "
-        f"clips (1 = chance). Held-out loss: raw-pixel error of the masked tokens on held-out clips under each "
+        f"clips (1 = chance). Held-out loss: reconstruction error of the masked tokens on held-out clips under each "
         f"policy's own masks (an easy mask gives a low loss) and under one fixed set of random masks, the same "
         f"for every cell (comparable across policies). Step time = training steps only. Seeds: {seeds} (mean ± standard error over seeds). "
         f"Wall time of this invocation: {wall_s / 60:.1f} min; train + eval time recorded for all cells "
