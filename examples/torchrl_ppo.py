@@ -78,11 +78,14 @@ def total_loss(loss, data) -> torch.Tensor:
     return sum(v for key, v in out.items() if key.startswith("loss_"))
 
 
-def gradient_noise(env, policy, loss, collect) -> float:
-    """``E|g - mean g|^2 / |mean g|^2`` over ``NOISE_BATCHES`` fresh batches at fixed parameters."""
+def gradient_noise(env, policy, loss, collect, batches: int = NOISE_BATCHES) -> float:
+    """``E|g - mean g|^2 / |mean g|^2`` over ``batches`` fresh batches at fixed parameters.
+
+    The MAE does not change in between; the env's clip stream moves on (fresh clips per batch).
+    """
     grads = []
     params = list(policy.parameters())
-    for _ in range(NOISE_BATCHES):
+    for _ in range(batches):
         # Sampled masks, as the collector draws them (a TorchRL actor's default is its mode).
         with torch.no_grad(), set_exploration_type(ExplorationType.RANDOM):
             data = env.step(collect(env.reset()))
@@ -104,7 +107,7 @@ def enrichment(policy, held_out) -> float:
 
 
 def run(estimator: str, seed: int, steps: int, model: dict | None = None, mask_ratio: float = MASK_RATIO,
-        verbose: bool = True) -> dict:
+        noise_batches: int = NOISE_BATCHES, verbose: bool = True) -> dict:
     """Train MAE and policy together for ``steps`` collected batches; return the figures."""
     torch.manual_seed(seed)
     start = time.perf_counter()
@@ -113,7 +116,7 @@ def run(estimator: str, seed: int, steps: int, model: dict | None = None, mask_r
     mae_opt = torch.optim.AdamW(env.model.parameters(), lr=1e-3, betas=(0.9, 0.95), weight_decay=0.05)
     # Adam with a tiny epsilon: the step is scale-free (AdaMAE's loss is 1e-4 x errors of 1e-2).
     pol_opt = torch.optim.Adam(loss.parameters() if estimator == "ppo" else policy.parameters(), lr=1e-3, eps=1e-12)
-    noise_start = gradient_noise(env, policy, loss, collect)
+    noise_start = gradient_noise(env, policy, loss, collect, noise_batches)
     before = enrichment(policy, held_out)
     collector = Collector(env, collect, frames_per_batch=ROWS, total_frames=ROWS * steps, auto_register_policy_transforms=False)
     for data in collector:
@@ -131,7 +134,7 @@ def run(estimator: str, seed: int, steps: int, model: dict | None = None, mask_r
     result = {
         "estimator": estimator, "seed": seed, "steps": steps,
         "enrichment_before": before, "enrichment": enrichment(policy, held_out),
-        "grad_noise_start": noise_start, "grad_noise_end": gradient_noise(env, policy, loss, collect),
+        "grad_noise_start": noise_start, "grad_noise_end": gradient_noise(env, policy, loss, collect, noise_batches),
         "wall_s": time.perf_counter() - start,
     }
     if verbose:
