@@ -21,7 +21,7 @@ def example():
 @pytest.mark.parametrize("estimator", ["adamae", "plackett_luce", "rloo", "ppo"])
 def test_every_estimator_trains_mae_and_policy(example, estimator):
     torch.manual_seed(0)
-    result = example.run(estimator, 0, steps=2, model=dict(img_size=32, num_frames=8), mask_ratio=0.75,
+    result = example.run(estimator, 0, steps=2, model={**example.MODEL, "img_size": 32, "num_frames": 8}, mask_ratio=0.75,
                          noise_batches=3, verbose=False)
     assert result["steps"] == 2
     for key in ("enrichment_before", "enrichment", "grad_noise_start", "grad_noise_end"):
