@@ -169,8 +169,8 @@ def summarize(results: list[dict]) -> str:
             continue
         seeds = ", ".join(f"{r['enrichment']:.2f}" for r in rows)
         lines.append(
-            f"| {name} | {cell([r['enrichment'] for r in rows], '.2f')} | {cell([r['grad_noise_start'] for r in rows], '.1f')} "
-            f"| {cell([r['grad_noise_end'] for r in rows], '.1f')} | {seeds} |"
+            f"| {name} | {cell([r['enrichment'] for r in rows], '.2f')} | {cell([r['grad_noise_start'] for r in rows], '.2g')} "
+            f"| {cell([r['grad_noise_end'] for r in rows], '.2g')} | {seeds} |"
         )
     return "\n".join(lines)
 
@@ -180,7 +180,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--estimator", choices=ESTIMATORS, default="ppo")
     parser.add_argument("--compare", action="store_true", help="run every estimator")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
-    parser.add_argument("--steps", type=int, default=200, help=f"collected batches of {ROWS} masks")
+    parser.add_argument("--steps", type=int, default=150, help=f"collected batches of {ROWS} masks")
     parser.add_argument("--img-size", type=int, default=MODEL["img_size"])
     parser.add_argument("--num-frames", type=int, default=MODEL["num_frames"])
     parser.add_argument("--mask-ratio", type=float, default=MASK_RATIO)
