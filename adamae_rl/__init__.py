@@ -10,9 +10,22 @@ learnable policy::
     td = env.reset(); td = policy(td); td = env.step(td); losses = objective(td)
 """
 
-from adamae_rl.api import make_env, make_objective, make_policy
-from adamae_rl.metrics import foreground_enrichment
-from adamae_rl.policies import list_policies, register_policy
+import multiprocessing as _mp
+
+# Importing TorchRL sets Python's global multiprocessing start method to "spawn"; a library import
+# must not change the process it is imported into, so the caller's setting (often: none yet) is put
+# back. Code here that starts processes names its context explicitly.
+_start_method = _mp.get_start_method(allow_none=True)
+
+from adamae_rl.api import make_env, make_objective, make_policy  # noqa: E402
+from adamae_rl.metrics import foreground_enrichment  # noqa: E402
+from adamae_rl.policies import LearnablePolicy, list_policies, register_policy  # noqa: E402
+
+if _mp.get_start_method(allow_none=True) != _start_method:
+    _mp.set_start_method(_start_method, force=True)
 
 __version__ = "0.1.0"
-__all__ = ["make_env", "make_policy", "make_objective", "list_policies", "register_policy", "foreground_enrichment"]
+__all__ = [
+    "make_env", "make_policy", "make_objective", "list_policies", "register_policy", "LearnablePolicy",
+    "foreground_enrichment",
+]

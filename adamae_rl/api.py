@@ -36,6 +36,9 @@ def make_env(
     token_grad: bool = False,
     forward_module: nn.Module | None = None,
     decoder_mask: str | Mapping[str, Any] | None = None,
+    reward_reduce: str = "none",
+    reward_direction: str = "show_hard",
+    masks_per_clip: int = 1,
     shard: tuple[int, int] = (0, 1),
     **model_overrides: Any,
 ) -> MaskedVideoEnv:
@@ -57,10 +60,17 @@ def make_env(
         decoder_mask: which masked tokens the decoder reconstructs: None/``"none"`` (all),
             ``"running_cell"``, ``"random"`` or ``{"name": ..., "ratio": ...}`` (VideoMAE V2's
             dual masking; see :mod:`adamae_rl.envs.decoder_masks`).
+        reward_reduce: ``"none"`` (per-token ``reward``) or ``"mean"`` (one signed number per
+            clip, the per-token one as ``token_reward``); see :class:`MaskedVideoEnv`.
+        reward_direction: the sign of the per-clip reward: ``"show_hard"`` or ``"hide_hard"``.
+        masks_per_clip: ``K`` masks of every clip per step (rows; ``batch_size`` is a multiple of
+            ``K`` and the data source gives ``batch_size / K`` clips).
         shard: ``(rank, world_size)``: this process's share of the clips under ``torchrun``
             (every process passes the same ``seed``).
         model_overrides: MAE config fields for presets (``img_size``, ``norm_target``, ...).
     """
+    if int(masks_per_clip) < 1 or batch_size % int(masks_per_clip):
+        raise ValueError(f"masks_per_clip={masks_per_clip} must be >= 1 and divide batch_size={batch_size}")
     if isinstance(model, str):
         torch.manual_seed(seed)
         model = build_mae(model, **model_overrides)
@@ -69,12 +79,13 @@ def make_env(
     if isinstance(data, (str, Mapping)):
         data_cfg = {"name": data} if isinstance(data, str) else data
         pin = torch.device(device or "cpu").type == "cuda"
-        clips = make_stream(data_cfg, split, geometry_of(model), batch_size, seed, pin_memory=pin,
+        clips = make_stream(data_cfg, split, geometry_of(model), batch_size // int(masks_per_clip), seed, pin_memory=pin,
                             rank=shard[0], world_size=shard[1])
     else:
         clips = data
     return MaskedVideoEnv(model, clips, batch_size, mask_ratio, device=device, autocast_dtype=autocast_dtype,
-                          token_grad=token_grad, forward_module=forward_module, decoder_mask=decoder_mask)
+                          token_grad=token_grad, forward_module=forward_module, decoder_mask=decoder_mask,
+                          reward_reduce=reward_reduce, reward_direction=reward_direction, masks_per_clip=masks_per_clip)
 
 
 def make_policy(

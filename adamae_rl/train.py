@@ -330,13 +330,35 @@ def rewrite_plugin_overrides(argv: list[str], config_dirs: list[Path]) -> list[s
     out = []
     for arg in argv:
         group, sep, name = arg.partition("=")
-        if sep and group in PLUGIN_GROUPS and name and "," not in name:
+        if sep and group in PLUGIN_GROUPS and name:
             known = {p.stem for d in config_dirs for p in (d / group).glob("*.yaml")}
-            if name not in known:
+            if "," in name:  # a sweep (-m policy=a,b,c): each name without a file gets a stored config
+                for choice in name.split(","):
+                    if choice not in known:
+                        store_plugin_config(group, choice)
+            elif name not in known:
                 out += [f"{group}=registered", f"{group}.{PLUGIN_GROUPS[group]}={name}"]
                 continue
         out.append(arg)
     return out
+
+
+def store_plugin_config(group: str, name: str) -> None:
+    """Make ``GROUP/NAME`` a Hydra config (``GROUP/registered.yaml`` with its name key set), so a
+    sweep may list plug-ins beside file-backed choices. Unknown names fail in the registry later."""
+    from hydra.core.config_store import ConfigStore
+    from omegaconf import OmegaConf
+
+    node = OmegaConf.to_container(OmegaConf.load(CONFIG_DIR / group / "registered.yaml"))
+    node[PLUGIN_GROUPS[group]] = name
+    ConfigStore.instance().store(group=group, name=name, node=node)
+
+
+def registered_policies_line() -> str:
+    """The ``--help`` line listing every registered policy (config file or not)."""
+    from adamae_rl.policies import list_policies
+
+    return f"Registered policies (policy=NAME, or sweep with -m policy=A,B,C): {', '.join(list_policies())}"
 
 
 def _user_config_dirs(argv: list[str]) -> list[Path]:
@@ -373,6 +395,12 @@ def main() -> None:
     argv = run_command(lambda: sweep_dir_override(argv), setup=False)
     run_command(lambda: preflight(argv), setup=False)
     sys.argv = [sys.argv[0], *argv]
+    if "--help" in argv or "-h" in argv:
+        try:
+            _hydra_entry()  # prints Hydra's help and exits
+        finally:
+            print(registered_policies_line())
+        return
     _hydra_entry()
 
 

@@ -86,7 +86,7 @@ def run(
     envs = make_vec_env(lambda: MaskedVideoGymEnv(model, train_clips, mask_ratio, **options), n_envs=n_envs, seed=seed)
     # Embedding channels differ in scale; SB3's running observation normalization evens them out.
     envs = VecNormalize(envs, norm_obs=True, norm_reward=False)
-    held_out = MaskedVideoGymEnv(model, val_clips, mask_ratio, **options)
+    held_out = MaskedVideoGymEnv(model, val_clips, mask_ratio, ground_truth=True, **options)
     # One-step episodes: returns are the rewards; small rollouts give frequent updates.
     agent = PPO(
         "MlpPolicy", envs, n_steps=64, batch_size=128, n_epochs=10, learning_rate=1e-3, seed=seed, verbose=0,

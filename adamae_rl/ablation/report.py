@@ -14,7 +14,7 @@ CSV_FIELDS = (
     "case", "cell", "seed", "status", "policy", "objective", "mask_ratio", "effective_mask_ratio", "protocol", "label",
     "probe_pool", "num_classes", "val_clips",
     "top1", "top5", "random_init_top1", "random_init_top5", "peak_memory_mib", "memory_kind", "step_time_ms",
-    "fg_enrichment", "final_loss_recon", "steps", "batch_size", "resumed", "train_wall_s", "eval_wall_s",
+    "fg_enrichment", "final_loss_recon", "final_loss_recon_reference", "steps", "batch_size", "resumed", "train_wall_s", "eval_wall_s",
 )
 
 
@@ -40,7 +40,8 @@ def cell_row(cell: Cell, record: CellRecord, out: Path) -> dict:
         "peak_memory_mib": summary.get("peak_cuda_mib") if on_gpu else summary.get("peak_rss_mib"),
         "memory_kind": "CUDA peak allocated" if on_gpu else "CPU peak RSS" if summary else None,
         "step_time_ms": step_ms, "fg_enrichment": summary.get("fg_enrichment"),
-        "final_loss_recon": summary.get("final_loss_recon"), "steps": summary.get("steps"),
+        "final_loss_recon": summary.get("final_loss_recon"),
+        "final_loss_recon_reference": summary.get("final_loss_recon_reference"), "steps": summary.get("steps"),
         "batch_size": summary.get("batch_size"), "resumed": record.resumed,
         "train_wall_s": record.train_wall_s, "eval_wall_s": record.eval_wall_s,
     }
@@ -113,8 +114,9 @@ def markdown_table(cells: Sequence[Cell], rows: Sequence[dict], title: str, budg
     memory_header = f"peak memory (MiB, {' / '.join(sorted(kinds)) or 'n/a'})"
     lines = [
         f"### {title}", "",
-        f"| case | mask ratio | top-1 (%) | top-5 (%) | {memory_header} | step time (ms) | fg enrichment | held-out loss |",
-        "|---|---|---|---|---|---|---|---|",
+        f"| case | mask ratio | top-1 (%) | top-5 (%) | {memory_header} | step time (ms) | fg enrichment | held-out loss |"
+        " held-out loss, reference masks |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     notes = []
     for group in group_rows(cells, rows):
@@ -131,10 +133,11 @@ def markdown_table(cells: Sequence[Cell], rows: Sequence[dict], title: str, budg
             f"| {case} | {ratio_text} | {_fmt(_values(group, 'top1'), 100)} | {_fmt(_values(group, 'top5'), 100)} |"
             f" {_fmt(_values(group, 'peak_memory_mib'), digits=0)} | {_fmt(_values(group, 'step_time_ms'), digits=0)} |"
             f" {_fmt(_values(group, 'fg_enrichment'), digits=2)} | {_fmt(_values(group, 'final_loss_recon'), digits=4)} |"
+            f" {_fmt(_values(group, 'final_loss_recon_reference'), digits=4)} |"
         )
     rand1, rand5 = _values(rows, "random_init_top1"), _values(rows, "random_init_top5")
     if rand1:
-        lines.append(f"| random init (no pre-training) | – | {_fmt(rand1, 100)} | {_fmt(rand5, 100)} | – | – | – | – |")
+        lines.append(f"| random init (no pre-training) | – | {_fmt(rand1, 100)} | {_fmt(rand5, 100)} | – | – | – | – | – |")
     chance = chance_line(rows)
     lines += ["", *([chance] if chance else []), budget_line]
     lines += sorted(set(notes))
@@ -168,7 +171,9 @@ def budget_line(cfg: dict, cells: Sequence[Cell], rows: Sequence[dict], wall_s: 
         f"further train overrides: {extra}. Evaluation: {protocol}; {ev['train_clips']} labelled training / "
         f"{ev['val_clips']} validation clips; top-1/top-5 of the pre-trained encoder on the validation clips. "
         f"Fg enrichment = share of visible tokens on moving shapes / share of all tokens on them, on held-out "
-        f"clips (1 = chance). Step time = training steps only. Seeds: {seeds} (mean ± standard error over seeds). "
+        f"clips (1 = chance). Held-out loss: reconstruction error of the masked tokens on held-out clips under each "
+        f"policy's own masks (an easy mask gives a low loss) and under one fixed set of random masks, the same "
+        f"for every cell (comparable across policies). Step time = training steps only. Seeds: {seeds} (mean ± standard error over seeds). "
         f"Wall time of this invocation: {wall_s / 60:.1f} min; train + eval time recorded for all cells "
         f"(over every invocation that saved its record): {_cell_minutes(rows):.1f} min."
     )

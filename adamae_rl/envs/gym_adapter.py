@@ -25,20 +25,30 @@ Options (all pass gymnasium's and Stable-Baselines3's environment checkers):
   best mask is the same as for the plain reward. ``info["random_error"]`` holds ``e_random``.
 
 ``info["token_reward"]`` always holds the per-token errors ``[N]`` (0 where visible) and
-``info["mask"]`` the applied mask ``[N]`` (True = masked). Reset info carries the clip's extra
-entries (``label``, ``fg_tokens``, ...) and its dataset ``index``.
+``info["mask"]`` the applied mask ``[N]`` (True = masked). Reset info carries the clip's dataset
+``index``, and its ground truth (``label``, ``fg_tokens``, ...) only with ``ground_truth=True``
+(for evaluation): what an agent sees never tells it where the moving shapes are.
+
+Registered as ``gymnasium.make("adamae_rl/MaskedVideo-v0", ...)`` (once ``adamae_rl`` is imported,
+or as ``"adamae_rl:adamae_rl/MaskedVideo-v0"``), built by :func:`make_gym_env`. Episodes are one
+step long, so a vector env in gymnasium's default ``NEXT_STEP`` autoreset mode would spend every
+other step on a reset that returns no reward; ``gymnasium.make_vec("adamae_rl/MaskedVideo-v0", n)``
+(:func:`make_gym_vector_env`) sets ``AutoresetMode.SAME_STEP``: each step returns the episode's
+reward and already the next clip's observation (the finished one in ``info["final_obs"]``).
 
 The adapter scores masks with the MAE it is given; it does not train it (use ``MaskedVideoEnv``
 and the training loop for that). It works in ``gymnasium.vector.SyncVectorEnv`` and
-``AsyncVectorEnv``; importing TorchRL makes ``spawn`` Python's default start method, so pass
-``context="fork"`` to ``AsyncVectorEnv`` on Linux to skip re-importing torch in every worker.
+``AsyncVectorEnv``; on Linux, ``context="fork"`` skips re-importing torch in every worker.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import gymnasium as gym
 import numpy as np
 import torch
+from gymnasium.vector import AutoresetMode
 from torch.utils.data import Dataset
 
 from adamae_rl.envs.gym_spaces import (
@@ -57,7 +67,12 @@ from adamae_rl.policies.distributions import count_masked
 
 REWARDS = ("hide_hard", "show_hard", "hide_hard_relative", "show_hard_relative")
 
-__all__ = ["MaskedVideoGymEnv", "FixedCountMultiBinary", "ACTIONS", "OBSERVATIONS", "REWARDS"]
+ENV_ID = "adamae_rl/MaskedVideo-v0"
+
+__all__ = [
+    "MaskedVideoGymEnv", "FixedCountMultiBinary", "ACTIONS", "OBSERVATIONS", "REWARDS", "ENV_ID",
+    "make_gym_env", "make_gym_vector_env", "register_gym_env",
+]
 
 
 class MaskedVideoGymEnv(gym.Env):
@@ -72,9 +87,11 @@ class MaskedVideoGymEnv(gym.Env):
         observation: ``"patches"``, ``"tokens"`` or ``"pooled"``.
         reward: ``"hide_hard"`` (+ mean masked error), ``"show_hard"`` (- mean masked error), or
             either with ``_relative`` (measured against a random mask of the same clip).
+        ground_truth: put the clip's ground truth (``label``, ``fg_tokens``) in the reset info
+            (for evaluation; off by default, so that an agent never sees it).
     """
 
-    metadata = {"render_modes": []}
+    metadata = {"render_modes": [], "autoreset_mode": AutoresetMode.SAME_STEP}
 
     def __init__(
         self,
@@ -85,8 +102,10 @@ class MaskedVideoGymEnv(gym.Env):
         action: str = "mask",
         observation: str = "patches",
         reward: str = "hide_hard",
+        ground_truth: bool = False,
     ) -> None:
         super().__init__()
+        self.ground_truth = bool(ground_truth)
         check_option("action", action, ACTIONS)
         check_option("observation", observation, OBSERVATIONS)
         check_option("reward", reward, REWARDS)
@@ -121,9 +140,10 @@ class MaskedVideoGymEnv(gym.Env):
         # Resizing filters can overshoot [0, 1] by a hair; keep observations inside the space.
         self._obs = np.clip(obs, self.observation_space.low, self.observation_space.high)
         info = {"index": index}
-        for key, value in item.items():
-            if key != "video" and isinstance(value, torch.Tensor):
-                info[key] = value.cpu().numpy()
+        if self.ground_truth:
+            for key, value in item.items():
+                if key != "video" and isinstance(value, torch.Tensor):
+                    info[key] = value.cpu().numpy()
         return self._obs.copy(), info
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]:
@@ -177,3 +197,76 @@ class MaskedVideoGymEnv(gym.Env):
         if bad.size:
             raise ValueError(f"scores action must be finite; got {action[bad[:5]].tolist()} at tokens {bad[:5].tolist()}")
         return scores_to_mask(action.astype(np.float64), self.num_visible, self.np_random)
+
+
+def make_gym_env(
+    model: str | VideoMAE = "tiny",
+    dataset: Dataset | None = None,
+    mask_ratio: float = 0.75,
+    seed: int = 0,
+    split: str = "train",
+    device: str = "cpu",
+    model_options: dict[str, Any] | None = None,
+    **options: Any,
+) -> MaskedVideoGymEnv:
+    """The registered env's factory: an MAE (a preset name, initialized from ``seed``, or a built
+    one) and synthetic clips of its geometry (or ``dataset``); ``options`` go to
+    :class:`MaskedVideoGymEnv` (``action``, ``observation``, ``reward``, ``ground_truth``).
+
+    ``split="val"`` draws the clips from the held-out seed family.
+    """
+    from adamae_rl.data import SyntheticClips
+    from adamae_rl.models import build_mae
+
+    if isinstance(model, str):
+        torch.manual_seed(seed)
+        model = build_mae(model, **(model_options or {}))
+    elif model_options:
+        raise ValueError("model_options only apply to a preset name")
+    if dataset is None:
+        if split not in ("train", "val"):
+            raise ValueError(f"split must be 'train' or 'val', got {split!r}")
+        cfg = model.cfg
+        dataset = SyntheticClips(
+            num_frames=cfg.num_frames, img_size=cfg.img_size, patch_size=cfg.patch_size,
+            tubelet_size=cfg.tubelet_size, seed=seed + (10_000 if split == "val" else 0),
+        )
+    return MaskedVideoGymEnv(model, dataset, mask_ratio, device=device, **options)
+
+
+def make_gym_vector_env(
+    num_envs: int = 1,
+    autoreset_mode: AutoresetMode | str = AutoresetMode.SAME_STEP,
+    vectorization: str = "sync",
+    **kwargs: Any,
+) -> gym.vector.VectorEnv:
+    """``num_envs`` copies of :func:`make_gym_env` (one MAE, built once and shared by the copies),
+    stepping in ``SAME_STEP`` autoreset mode by default (one-step episodes waste no step).
+
+    ``vectorization``: ``"sync"`` or ``"async"`` (forked workers on Linux).
+    """
+    kwargs.pop("max_episode_steps", None)  # gymnasium passes the spec's; episodes end on their own
+    single = make_gym_env(**kwargs)
+    model, dataset = single.model, single.dataset
+    options = {k: v for k, v in kwargs.items() if k not in ("model", "dataset", "model_options")}
+    fns = [lambda: make_gym_env(model, dataset, **options) for _ in range(num_envs)]
+    if vectorization == "sync":
+        return gym.vector.SyncVectorEnv(fns, autoreset_mode=autoreset_mode)
+    if vectorization == "async":
+        import sys
+
+        context = "fork" if sys.platform.startswith("linux") else None
+        return gym.vector.AsyncVectorEnv(fns, autoreset_mode=autoreset_mode, context=context)
+    raise ValueError(f"vectorization must be 'sync' or 'async', got {vectorization!r}")
+
+
+def register_gym_env() -> None:
+    """Register ``adamae_rl/MaskedVideo-v0`` with gymnasium (once; importing ``adamae_rl.envs`` does it)."""
+    if ENV_ID in gym.registry:
+        return
+    gym.register(
+        id=ENV_ID,
+        entry_point="adamae_rl.envs.gym_adapter:make_gym_env",
+        vector_entry_point="adamae_rl.envs.gym_adapter:make_gym_vector_env",
+        disable_env_checker=True,  # the env passes gymnasium's checker (tests); skip it per make
+    )

@@ -17,7 +17,9 @@ from adamae_rl.models.videomae import VideoMAE, check_mask
 from adamae_rl.policies.distributions import count_masked
 
 # Keys the env itself writes; everything else in a data batch rides along as an observation.
-OWN_KEYS = ("video", "tokens", "patches", "loss_recon", "reward_mask")
+OWN_KEYS = ("video", "tokens", "patches", "loss_recon", "reward_mask", "token_reward")
+REWARD_REDUCTIONS = ("none", "mean")
+REWARD_DIRECTIONS = {"show_hard": -1.0, "hide_hard": 1.0}
 
 
 def reconstruction_step(
@@ -49,6 +51,12 @@ def reconstruction_step(
         raise ValueError("decode must be a non-empty subset of mask with the same count in every row")
     errors = model.token_errors(video, mask, forward, decode, patches).float()
     return errors.detach().unsqueeze(-1), errors.sum(dim=1) / num_decoded
+
+
+def clip_reward(token_reward: torch.Tensor, rewarded: torch.Tensor, sign: float) -> torch.Tensor:
+    """``sign`` times the mean per-token reward over the rewarded tokens: ``[B, N, 1]``, ``[B, N]`` -> ``[B, 1]``."""
+    total = token_reward.squeeze(-1).masked_fill(~rewarded, 0.0).sum(-1, keepdim=True)
+    return sign * total / rewarded.sum(-1, keepdim=True).clamp(min=1)
 
 
 def observation(model: VideoMAE, video: torch.Tensor, token_grad: bool = False) -> dict[str, torch.Tensor]:
@@ -101,6 +109,18 @@ class MaskedVideoEnv(EnvBase):
             ``DistributedDataParallel(model)``, which synchronizes the MAE's gradients).
         decoder_mask: None / ``"none"`` (reconstruct every masked token), a name
             (``"running_cell"``, ``"random"``) or ``{"name": ..., "ratio": ...}``.
+        reward_reduce: ``"none"`` (default): ``reward`` is the per-token error ``[B, N, 1]``.
+            ``"mean"``: ``reward`` is one number per clip ``[B, 1]``, the mean error over the
+            reconstructed tokens signed by ``reward_direction``, for TorchRL's losses and value
+            estimators (``ReinforceLoss``, ``A2CLoss``, ``ClipPPOLoss``), and the per-token
+            error moves to ``token_reward`` ``[B, N, 1]`` (which this package's objectives read).
+        reward_direction: with ``reward_reduce="mean"``: ``"show_hard"`` (default; reward =
+            minus the error: an agent learns to leave hard tokens visible, the direction AdaMAE's
+            sampler moves) or ``"hide_hard"`` (plus the error: the adversarial reading).
+        masks_per_clip: ``K`` masks of every clip per step: each clip the source gives is repeated
+            ``K`` times in consecutive rows (``batch_size`` counts rows, a multiple of ``K``; the
+            source gives ``batch_size / K`` clips), for leave-one-out baselines
+            (``plackett_luce`` with ``baseline="rloo", group_size=K``).
     """
 
     batch_locked = True
@@ -116,8 +136,19 @@ class MaskedVideoEnv(EnvBase):
         token_grad: bool = False,
         forward_module: torch.nn.Module | None = None,
         decoder_mask: str | Mapping | DecoderMask | None = None,
+        reward_reduce: str = "none",
+        reward_direction: str = "show_hard",
+        masks_per_clip: int = 1,
     ) -> None:
         device = torch.device(device or "cpu")
+        if reward_reduce not in REWARD_REDUCTIONS:
+            raise ValueError(f"reward_reduce must be one of {', '.join(REWARD_REDUCTIONS)}, got {reward_reduce!r}")
+        if reward_direction not in REWARD_DIRECTIONS:
+            raise ValueError(f"reward_direction must be one of {', '.join(REWARD_DIRECTIONS)}, got {reward_direction!r}")
+        if int(masks_per_clip) < 1 or batch_size % int(masks_per_clip):
+            raise ValueError(f"masks_per_clip={masks_per_clip} must be >= 1 and divide batch_size={batch_size}")
+        self.reward_reduce, self.reward_direction = reward_reduce, reward_direction
+        self.masks_per_clip = int(masks_per_clip)
         super().__init__(device=device, batch_size=torch.Size([batch_size]))
         self.model = model.to(device)
         self.clips = clips
@@ -170,7 +201,12 @@ class MaskedVideoEnv(EnvBase):
         self.observation_spec = Composite(obs, shape=b)
         # The action is written under "mask" (not TorchRL's default "action").
         self.full_action_spec = Composite(mask=FixedCountMaskSpec.make(n, self.num_masked, b, dev), shape=b)
-        self.reward_spec = Unbounded(shape=(*b, n, 1), device=dev)
+        if self.reward_reduce == "mean":
+            obs["token_reward"] = Unbounded(shape=(*b, n, 1), device=dev)
+            self.observation_spec = Composite(obs, shape=b)
+            self.reward_spec = Unbounded(shape=(*b, 1), device=dev)
+        else:
+            self.reward_spec = Unbounded(shape=(*b, n, 1), device=dev)
         flag = Categorical(2, shape=(*b, 1), dtype=torch.bool, device=dev)
         self.done_spec = Composite(done=flag, terminated=flag.clone(), shape=b)
 
@@ -179,11 +215,16 @@ class MaskedVideoEnv(EnvBase):
         batch = dict(next(self.clips))
         if "video" not in batch:
             raise KeyError(f"a clip batch needs a 'video' entry; got keys {sorted(batch)}")
-        size = batch["video"].shape[0]
-        if size != self.batch_size[0]:
-            raise ValueError(f"clip source gave a batch of {size} clips, the env expects {self.batch_size[0]}")
+        size, clips = batch["video"].shape[0], self.batch_size[0] // self.masks_per_clip
+        if size != clips:
+            raise ValueError(f"clip source gave a batch of {size} clips, the env expects {clips}")
         nonblocking = self.device.type == "cuda"
-        return {k: v.to(self.device, non_blocking=nonblocking) for k, v in batch.items() if isinstance(v, torch.Tensor)}
+        k = self.masks_per_clip
+        return {
+            key: (v if k == 1 else v.repeat_interleave(k, dim=0)).to(self.device, non_blocking=nonblocking)
+            for key, v in batch.items()
+            if isinstance(v, torch.Tensor)
+        }
 
     def seek_clips(self, state: Mapping[str, int]) -> None:
         """Move the clip source to a saved position (``ClipStream.state_dict()``).
@@ -199,6 +240,8 @@ class MaskedVideoEnv(EnvBase):
         out = {k: v for k, v in batch.items() if k not in OWN_KEYS}
         seen = observation(self.model, batch["video"], self.token_grad)
         self._observed = (seen["video"], seen["patches"])
+        if self.reward_reduce == "mean":
+            out["token_reward"] = torch.zeros((*self.batch_size, self.num_tokens, 1), device=self.device)
         out.update(
             **seen,
             loss_recon=torch.zeros(self.batch_size, device=self.device),
@@ -227,9 +270,13 @@ class MaskedVideoEnv(EnvBase):
         with autocast:
             reward, loss_recon = reconstruction_step(self.model, video, mask, self.forward_module, decode, patches)
         # A one-step episode: the next observation is the terminal copy of the current one.
-        nxt = tensordict.select(*self.observation_spec.keys(), strict=False).exclude("loss_recon", "reward_mask")
+        nxt = tensordict.select(*self.observation_spec.keys(), strict=False).exclude("loss_recon", "reward_mask", "token_reward")
+        rewarded = mask.clone() if decode is None else decode
+        if self.reward_reduce == "mean":
+            nxt.set("token_reward", reward)
+            reward = clip_reward(reward, rewarded, REWARD_DIRECTIONS[self.reward_direction])
         nxt.set("reward", reward)
-        nxt.set("reward_mask", mask.clone() if decode is None else decode)
+        nxt.set("reward_mask", rewarded)
         nxt.set("loss_recon", loss_recon)
         done = torch.ones((*self.batch_size, 1), dtype=torch.bool, device=self.device)
         nxt.set("done", done)

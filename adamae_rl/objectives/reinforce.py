@@ -6,9 +6,14 @@ diagnostics. Key names are renameable with ``set_keys(...)``.
 
 Expected entries (default keys):
     ``mask``: bool ``[B, N]``, True = masked;
-    ``logits``: ``[B, N]``, the policy's visible-draw logits (with gradient into the policy);
+    ``logits``: ``[B, N]``, the policy's visible-draw logits. Used as they are when they carry a
+    gradient (the policy ran in this step); otherwise (collected data: a collector, a replay
+    buffer) the objective re-runs its policy on the stored observation, as TorchRL's losses do,
+    and refuses with an error when it has no policy to re-run, never a loss without gradient;
     ``visible_order``: long ``[B, N_v]``, visible tokens in draw order (``plackett_luce`` only);
-    ``("next", "reward")``: ``[B, N, 1]``, per-token reconstruction error, 0 where visible;
+    ``("next", "reward")``: ``[B, N, 1]``, per-token reconstruction error, 0 where visible (an env
+    with ``reward_reduce="mean"`` writes a per-clip ``[B, 1]`` reward there and the per-token one
+    as ``("next", "token_reward")``, which is then read instead);
     ``("next", "reward_mask")``: bool ``[B, N]``, the tokens whose reward is known (the
     reconstructed ones; with decoder masking a subset of ``mask``). Only those tokens enter the
     losses. Absent (a tensordict from elsewhere), ``mask`` stands in for it.
@@ -43,21 +48,42 @@ class MaskingLoss(KeyedLoss):
 
     def __init__(self, policy: nn.Module | None = None) -> None:
         super().__init__()
-        # Held for reference (e.g. checkpointing next to the loss), never re-run: the logits in the
-        # tensordict already carry the graph into the policy.
+        # Not a submodule (its parameters belong to the policy's optimizer and checkpoint entry):
+        # re-run only when the stored logits carry no gradient (collected data).
         self._policy_ref = [policy]
 
     def _inputs(self, td: TensorDictBase) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
         keys = self.tensor_keys
-        for name in ("mask", "logits", "reward"):
+        for name in ("mask", "reward"):
             if getattr(keys, name) not in td.keys(include_nested=True):
                 raise KeyError(
                     f"{type(self).__name__} needs {getattr(keys, name)!r} in the tensordict "
                     f"(is the policy learnable and has env.step run?)"
                 )
-        logits = td.get(keys.logits).float()
+        logits = self.policy_logits(td)
         rewarded, reward, num_rewarded = rewarded_tokens(td, keys.mask, keys.reward, keys.reward_mask)
         return rewarded, logits, reward, num_rewarded
+
+    def policy_logits(self, td: TensorDictBase) -> torch.Tensor:
+        """The logits ``[B, N]`` with their graph: stored ones if they have it, else re-computed.
+
+        Stored logits without a graph (from a collector, which runs the policy without gradient,
+        or a replay buffer, which stores copies) would give a loss whose gradient is silently
+        zero; the policy is re-run on the stored observation instead, or an error says why not.
+        """
+        key = self.tensor_keys.logits
+        stored = td.get(key, None)
+        if stored is not None and (stored.requires_grad or not torch.is_grad_enabled()):
+            return stored.float()
+        policy = self._policy_ref[0]
+        if policy is not None and hasattr(policy, "logits"):
+            return policy.logits(td).float()
+        if stored is None:
+            raise KeyError(f"{type(self).__name__} needs {key!r} in the tensordict, or policy=<the LearnablePolicy> to compute them")
+        raise RuntimeError(
+            f"{type(self).__name__}: the stored {key!r} carry no gradient (collected data?) and there is no policy "
+            "to re-run; build the objective with policy=<the LearnablePolicy> so it re-scores stored actions"
+        )
 
 
 def rewarded_tokens(td: TensorDictBase, mask_key: NestedKey, reward_key: NestedKey, reward_mask_key: NestedKey):
@@ -68,8 +94,17 @@ def rewarded_tokens(td: TensorDictBase, mask_key: NestedKey, reward_key: NestedK
     """
     has_reward_mask = reward_mask_key in td.keys(include_nested=True)
     rewarded = td.get(reward_mask_key) if has_reward_mask else td.get(mask_key)
-    reward = td.get(reward_key).float().squeeze(-1)  # [B, N]
-    return rewarded, reward, int(rewarded[0].sum())
+    reward = td.get(reward_key)
+    if reward.shape[-2:-1] != rewarded.shape[-1:]:  # a per-clip reward [B, 1]: use the per-token one
+        token_key = _sibling(reward_key, "token_reward")
+        if token_key not in td.keys(include_nested=True):
+            raise KeyError(f"{reward_key!r} is {tuple(reward.shape)}, not per token, and {token_key!r} is missing")
+        reward = td.get(token_key)
+    return rewarded, reward.float().squeeze(-1), int(rewarded[0].sum())
+
+
+def _sibling(key: NestedKey, name: str) -> NestedKey:
+    return (*key[:-1], name) if isinstance(key, tuple) else name
 
 
 @register_objective("adamae")
@@ -129,8 +164,9 @@ class PlackettLuceLoss(MaskingLoss):
     Args:
         policy: the learnable masking policy (kept for reference).
         coef: policy-gradient coefficient.
-        baseline: "batch" (mean return of the batch) or "ema" (moving average).
+        baseline: "batch" (mean return of the batch), "ema" (moving average) or "rloo".
         ema_decay: decay of the moving-average baseline.
+        group_size: ``K``, consecutive rows that share a clip (``baseline="rloo"``, ``K >= 2``).
         entropy_coef: weight of the entropy bonus (0 disables it).
         direction: "show_hard" or "hide_hard" (see above).
     """
@@ -146,10 +182,14 @@ class PlackettLuceLoss(MaskingLoss):
         ema_decay: float = 0.9,
         entropy_coef: float = 0.0,
         direction: str = "show_hard",
+        group_size: int = 1,
     ) -> None:
         super().__init__(policy)
-        if baseline not in ("batch", "ema"):
-            raise ValueError(f"baseline must be 'batch' or 'ema', got {baseline!r}")
+        if baseline not in ("batch", "ema", "rloo"):
+            raise ValueError(f"baseline must be 'batch', 'ema' or 'rloo', got {baseline!r}")
+        if baseline == "rloo" and int(group_size) < 2:
+            raise ValueError(f"baseline='rloo' needs group_size >= 2 masks per clip, got {group_size}")
+        self.group_size = int(group_size)
         if direction not in self.DIRECTIONS:
             raise ValueError(f"direction must be one of {sorted(self.DIRECTIONS)}, got {direction!r}")
         self.direction = direction
@@ -186,6 +226,8 @@ class PlackettLuceLoss(MaskingLoss):
         """
         if self.baseline == "batch":
             return returns.mean()
+        if self.baseline == "rloo":
+            return leave_one_out(returns, self.group_size)
         with torch.no_grad():
             batch_mean = returns.mean()
             previous = self.ema_return.clone()
@@ -196,6 +238,17 @@ class PlackettLuceLoss(MaskingLoss):
                     batch_mean if torch.isnan(previous) else self.ema_decay * previous + (1 - self.ema_decay) * batch_mean
                 )
         return current
+
+
+def leave_one_out(returns: torch.Tensor, group_size: int) -> torch.Tensor:
+    """``[B]`` -> ``[B]``: each row's baseline = mean return of the other rows of its group.
+
+    Groups are ``group_size`` consecutive rows (the masks of one clip).
+    """
+    if returns.shape[0] % group_size:
+        raise ValueError(f"baseline='rloo': batch of {returns.shape[0]} rows is not a whole number of groups of {group_size}")
+    groups = returns.reshape(-1, group_size)
+    return ((groups.sum(-1, keepdim=True) - groups) / (group_size - 1)).reshape(returns.shape)
 
 
 class NoPolicyLoss(KeyedLoss):

@@ -7,13 +7,12 @@ from tensordict import TensorDictBase
 from torch import nn
 
 from adamae_rl.models.videomae import Block
-from adamae_rl.policies.base import Grid, MaskingPolicy, NonFiniteError
-from adamae_rl.policies.distributions import PlackettLuceMask, count_masked
+from adamae_rl.policies.base import Grid, LearnablePolicy
 from adamae_rl.policies.registry import register_policy
 
 
 @register_policy("adaptive")
-class AdaptiveMasking(MaskingPolicy):
+class AdaptiveMasking(LearnablePolicy):
     """AdaMAE sampler: learned position embedding + transformer block(s) + linear -> logits.
 
     ``softmax(logits)`` over the ``N`` tokens is the probability of drawing each token visible;
@@ -40,8 +39,6 @@ class AdaptiveMasking(MaskingPolicy):
     """
 
     in_keys = ["tokens"]
-    out_keys = ["mask", "logits", "visible_order"]
-    learnable = True
 
     def __init__(
         self,
@@ -64,7 +61,6 @@ class AdaptiveMasking(MaskingPolicy):
             raise ValueError(f"sampler width {width} is not divisible by num_heads={num_heads}")
         if depth < 1:
             raise ValueError(f"sampler depth must be >= 1, got {depth}")
-        self.num_masked = count_masked(self.num_tokens, mask_ratio)
         self.embed_dim, self.width, self.depth = embed_dim, width, depth
         self.input_proj = nn.Identity() if width == embed_dim else nn.Linear(embed_dim, width)
         self.pos_embed = nn.Parameter(torch.zeros(1, self.num_tokens, width))
@@ -92,19 +88,5 @@ class AdaptiveMasking(MaskingPolicy):
         x = self.input_proj(tokens.reshape(-1, self.num_tokens, self.embed_dim)) + self.pos_embed.to(tokens.dtype)
         return self.head(self.blocks(x)).squeeze(-1).reshape(*lead, self.num_tokens)
 
-    def distribution(self, td: TensorDictBase) -> PlackettLuceMask:
-        logits = self.compute_logits(td.get("tokens"))
-        # Non-finite logits would make the Gumbel-top-k draw return the same tokens every time:
-        # a silently fixed mask. Refuse instead (the trainer reports it like a non-finite loss).
-        if not bool(torch.isfinite(logits).all()):
-            bad = "tokens" if not bool(torch.isfinite(td.get("tokens")).all()) else "sampler weights"
-            raise NonFiniteError(f"adaptive policy: non-finite logits (from non-finite {bad}); no mask drawn")
-        return PlackettLuceMask(logits, self.num_visible)
-
-    def forward(self, td: TensorDictBase) -> TensorDictBase:
-        dist = self.distribution(td)
-        mask, order = dist.sample_ordered()
-        td.set("logits", dist.logits)
-        td.set("mask", mask)
-        td.set("visible_order", order)
-        return td
+    def scores(self, td: TensorDictBase) -> torch.Tensor:
+        return self.compute_logits(td.get("tokens"))

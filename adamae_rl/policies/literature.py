@@ -15,7 +15,7 @@ import torch
 from tensordict import TensorDictBase
 from torch import nn
 
-from adamae_rl.policies.base import Grid, MaskingPolicy, NonFiniteError
+from adamae_rl.policies.base import Grid, MaskingPolicy, NonFiniteError, draw
 from adamae_rl.policies.distributions import HardFirstMask, MaskDistribution, PlackettLuceMask, SlicedPlackettLuceMask, count_masked
 from adamae_rl.policies.registry import register_policy
 
@@ -93,7 +93,7 @@ class ScoredMasking(MaskingPolicy):
 
     def forward(self, td: TensorDictBase) -> TensorDictBase:
         dist = self.distribution(td)
-        mask, _ = dist.sample_ordered()
+        mask = dist.to_mask(draw(dist))
         t, h, w = self.grid
         logits = dist.logits
         if self.per_slice:
@@ -258,7 +258,8 @@ class LossPredictorMasking(MaskingPolicy):
 
     def forward(self, td: TensorDictBase) -> TensorDictBase:
         predicted = self.predict(td.get("tokens"))
-        td.set("mask", self._distribution(predicted).sample())
+        dist = self._distribution(predicted)
+        td.set("mask", dist.to_mask(draw(dist)))
         td.set("predicted_error", predicted)
         td.set("scores", predicted.detach())
         return td

@@ -171,6 +171,7 @@ def summarize(cfg: dict, parts: RunParts, progress: Progress, started: float, pr
         "precision": cfg["trainer"]["precision"],
         "world_size": proc.world_size,
         "final_loss_recon": progress.last_eval.get("eval/loss_recon"),
+        "final_loss_recon_reference": progress.last_eval.get("eval/loss_recon_reference"),
         "fg_enrichment": progress.last_eval.get("eval/fg_enrichment"),
         "clips_per_s": progress.clips / progress.train_seconds if progress.train_seconds else None,
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,

@@ -89,10 +89,16 @@ def test_embedding_bounds_are_reached_by_extreme_pixels():
     assert float(high[0]) >= best and float(low[0]) < best
 
 
+def test_ground_truth_only_when_asked():
+    _, info = make_env().reset(seed=0)
+    assert set(info) == {"index"}, "an agent must not see labels or foreground"
+    _, info = make_env(ground_truth=True).reset(seed=0)
+    assert {"index", "label", "fg_tokens"} <= set(info) and info["fg_tokens"].shape == (64,)
+
+
 def test_step_reward_and_token_rewards(gym_env):
     obs, info = gym_env.reset(seed=0)
     assert gym_env.observation_space.contains(obs)
-    assert {"index", "label", "fg_tokens"} <= set(info) and info["fg_tokens"].shape == (64,)
     gym_env.action_space.seed(0)
     action = gym_env.action_space.sample()
     obs2, reward, terminated, truncated, info = gym_env.step(action)
@@ -228,7 +234,7 @@ def _tiny_env(seed: int) -> MaskedVideoGymEnv:
     torch.manual_seed(0)
     model = build_mae("tiny", img_size=16, num_frames=4, depth=1, decoder_depth=1)
     clips = SyntheticClips(num_clips=4, num_frames=4, img_size=16, patch_size=8, tubelet_size=2, seed=seed)
-    return MaskedVideoGymEnv(model, clips, mask_ratio=0.75, action="scores", observation="pooled")
+    return MaskedVideoGymEnv(model, clips, mask_ratio=0.75, action="scores", observation="pooled", ground_truth=True)
 
 
 @pytest.mark.parametrize("vector", ["sync", "async"])
@@ -270,3 +276,23 @@ def test_hostile_construction_and_actions_are_named() -> None:
     with pytest.raises(ValueError, match="got dtype complex128"):
         env.step(action.astype(complex))  # silently cast (with a ComplexWarning) before
     assert env.step(action.astype(bool))[2]
+
+
+def test_registered_id_and_same_step_autoreset():
+    """gymnasium.make / make_vec by id; one-step episodes: every vector step returns a reward."""
+    import adamae_rl  # noqa: F401  (registers the id)
+
+    options = dict(model_options=dict(img_size=16, num_frames=4, depth=1, decoder_depth=1), action="scores", observation="pooled")
+    env = gym.make("adamae_rl/MaskedVideo-v0", **options)
+    obs, info = env.reset(seed=0)
+    assert env.observation_space.contains(obs) and set(info) == {"index"}
+    envs = gym.make_vec("adamae_rl/MaskedVideo-v0", num_envs=2, **options)
+    try:
+        assert envs.metadata["autoreset_mode"] == gym.vector.AutoresetMode.SAME_STEP
+        envs.reset(seed=0)
+        for _ in range(3):  # NEXT_STEP would answer every second step with a reset and reward 0
+            _, reward, terminated, _, info = envs.step(envs.action_space.sample())
+            assert terminated.all() and (reward != 0).all()
+            assert "final_obs" in info
+    finally:
+        envs.close()

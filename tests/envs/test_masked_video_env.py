@@ -140,3 +140,38 @@ def test_step_reuses_its_own_patches_only_for_the_observed_clip(env):
     reward = env.step(td).get(("next", "reward"))
     expected, _ = reconstruction_step(env.model, other, mask)
     torch.testing.assert_close(reward, expected, rtol=0, atol=0)
+
+
+# --- per-clip reward and K masks per clip ------------------------------------------------------------
+@pytest.mark.parametrize("direction, sign", [("show_hard", -1.0), ("hide_hard", 1.0)])
+def test_mean_reward_is_the_signed_clip_error_and_keeps_token_rewards(make_small_env, direction, sign):
+    env = make_small_env(batch_size=2, mask_ratio=0.75, reward_reduce="mean", reward_direction=direction)
+    torch.manual_seed(0)
+    check_env_specs(env)
+    td = env.rand_step(env.reset())
+    reward, token = td["next", "reward"], td["next", "token_reward"]
+    assert reward.shape == (2, 1) and token.shape == (2, 64, 1)
+    torch.testing.assert_close(reward[:, 0], sign * td["next", "loss_recon"].detach())
+    assert (token[~td["mask"]] == 0).all()
+
+
+def test_masks_per_clip_repeats_each_clip_in_consecutive_rows(make_small_env):
+    env = make_small_env(batch_size=4, mask_ratio=0.75, masks_per_clip=2)
+    torch.manual_seed(0)
+    check_env_specs(env)
+    video = env.reset()["video"]
+    assert torch.equal(video[0], video[1]) and torch.equal(video[2], video[3])
+    assert not torch.equal(video[1], video[2])
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"reward_reduce": "sum"}, "reward_reduce must be one of none, mean, got 'sum'"),
+        ({"reward_direction": "up"}, "reward_direction must be one of show_hard, hide_hard, got 'up'"),
+        ({"masks_per_clip": 3}, "masks_per_clip=3 must be >= 1 and divide batch_size=4"),
+    ],
+)
+def test_bad_reward_options_are_named(make_small_env, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        make_small_env(batch_size=4, **kwargs)

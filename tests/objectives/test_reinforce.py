@@ -10,7 +10,7 @@ from tensordict import TensorDict
 
 from adamae_rl import make_objective
 from adamae_rl.objectives import AdaMAELoss, NoPolicyLoss, PlackettLuceLoss
-from adamae_rl.policies import PlackettLuceMask, RandomMasking
+from adamae_rl.policies import PlackettLuceMask, RandomMasking, plackett_luce_log_prob
 
 
 def step_td(batch: int = 4, num_tokens: int = 16, num_visible: int = 5, seed: int = 0) -> TensorDict:
@@ -94,7 +94,7 @@ def test_plackett_luce_entropy_bonus_and_ema_baseline():
     second_td = step_td(seed=1)
     second = loss(second_td)
     assert loss.ema_return.item() == pytest.approx(0.5 * batch_mean - 0.5 * second["reward_mean"].item(), abs=1e-6)
-    with pytest.raises(ValueError, match=r"baseline must be 'batch' or 'ema', got 'median'"):
+    with pytest.raises(ValueError, match=r"baseline must be 'batch', 'ema' or 'rloo', got 'median'"):
         PlackettLuceLoss(baseline="median")
 
 
@@ -139,7 +139,7 @@ def _learnable():
 
 def test_losses_are_finite_at_extreme_logits():
     td = step_td()
-    td.set("logits", td["logits"].detach() * 1e3)
+    td.set("logits", (td["logits"].detach() * 1e3).requires_grad_())
     for loss in (AdaMAELoss(), PlackettLuceLoss()):
         value = loss(td)["loss_policy"]
         assert math.isfinite(value.item())
@@ -163,3 +163,31 @@ def test_ema_baseline_ignores_non_finite_returns():
     assert not torch.isfinite(loss(bad)["loss_policy"])
     assert loss.ema_return.item() == before
     assert torch.isfinite(loss(step_td(seed=2))["loss_policy"])
+
+
+def test_rloo_baseline_is_the_mean_of_the_other_masks_of_the_clip():
+    from adamae_rl.objectives.reinforce import leave_one_out
+
+    returns = torch.tensor([1.0, 2.0, 3.0, 10.0, 20.0, 30.0])
+    torch.testing.assert_close(leave_one_out(returns, 3), torch.tensor([2.5, 2.0, 1.5, 25.0, 20.0, 15.0]))
+    td = step_td(batch=4)
+    loss = PlackettLuceLoss(baseline="rloo", group_size=2)
+    out = loss(td)
+    masked_error = td["next", "reward"].squeeze(-1).sum(-1) / 11
+    advantage = -masked_error - leave_one_out(-masked_error, 2)
+    log_prob = plackett_luce_log_prob(td["logits"], td["visible_order"])
+    assert out["loss_policy"].item() == pytest.approx(-(advantage * log_prob).mean().item(), abs=1e-6)
+    with pytest.raises(ValueError, match="needs group_size >= 2"):
+        PlackettLuceLoss(baseline="rloo")
+    with pytest.raises(ValueError, match="not a whole number of groups of 3"):
+        PlackettLuceLoss(baseline="rloo", group_size=3)(td)
+
+
+def test_objectives_read_token_rewards_when_the_env_reduces():
+    """With reward_reduce="mean" the per-token reward is ("next", "token_reward"): same loss."""
+    td = step_td()
+    reduced = td.clone()
+    reduced.set(("next", "token_reward"), td["next", "reward"])
+    reduced.set(("next", "reward"), -td["next", "reward"].mean(-2))
+    for loss in (AdaMAELoss(), PlackettLuceLoss()):
+        assert loss(reduced)["loss_policy"].item() == pytest.approx(loss(td)["loss_policy"].item(), abs=1e-7)

@@ -124,7 +124,8 @@ def test_plackett_luce_visible_frequencies_match_multinomial():
         return ((f1 - f2).abs() / se).max().item()
 
     torch.manual_seed(0)
-    mask = PlackettLuceMask(logits.expand(n, num_tokens), num_visible).sample()
+    dist = PlackettLuceMask(logits.expand(n, num_tokens), num_visible)
+    mask = dist.to_mask(dist.sample())
     assert (mask.sum(-1) == num_tokens - num_visible).all()
     pl_freq = (~mask).float().mean(0)
     ref_freq = multinomial_freq(logits, seed=1)

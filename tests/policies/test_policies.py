@@ -59,11 +59,39 @@ def test_policy_log_prob_finite_on_own_sample(name, env_and_obs):
     torch.manual_seed(0)
     policy = make_policy(name, env=env)
     dist = policy.distribution(obs.clone())
-    if hasattr(dist, "sample_ordered"):  # Plackett-Luce laws score the ordered draw
-        _, value = dist.sample_ordered()
-    else:
-        value = dist.sample()
+    value = dist.sample()  # the action: a mask, or the ordered visible draw for Plackett-Luce laws
     assert torch.isfinite(dist.log_prob(value)).all()
+    for action in (value, dist.mode, dist.deterministic_sample):
+        mask = dist.to_mask(action)
+        assert mask.shape == (3, env.num_tokens) and (mask.sum(-1) == policy.num_masked).all()
+        assert torch.isfinite(dist.log_prob(action)).all()
+    entropy = dist.entropy()
+    assert entropy.shape == (3,) and torch.isfinite(entropy).all() and (entropy >= 0).all()
+
+
+@pytest.mark.parametrize("name", POLICIES)
+def test_policy_takes_its_mode_under_deterministic_exploration(name, env_and_obs):
+    from torchrl.envs.utils import ExplorationType, set_exploration_type
+
+    env, obs = env_and_obs
+    policy = make_policy(name, env=env)
+    with set_exploration_type(ExplorationType.DETERMINISTIC):
+        torch.manual_seed(1)
+        first = policy(obs.clone()).get("mask")
+        torch.manual_seed(2)
+        again = policy(obs.clone()).get("mask")
+    assert torch.equal(first, again), "the mode does not depend on the seed"
+    assert torch.equal(first, policy.distribution(obs.clone()).to_mask(policy.distribution(obs.clone()).mode))
+
+
+def test_learnable_policy_rescores_its_stored_action(env_and_obs):
+    env, obs = env_and_obs
+    policy = make_policy("adaptive", env=env)
+    with torch.no_grad():
+        stored = policy(obs.clone())
+    fresh = policy.log_prob(stored)
+    assert fresh.requires_grad
+    torch.testing.assert_close(fresh.detach(), stored["visible_order_log_prob"])
 
 
 @pytest.mark.parametrize("name", POLICIES)
