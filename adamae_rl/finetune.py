@@ -95,6 +95,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     tune.add_argument("--mixup", type=_at_least(0, float), help="Mixup's Beta parameter (0 = off)")
     tune.add_argument("--cutmix", type=_at_least(0, float), help="CutMix's Beta parameter (0 = off)")
     tune.add_argument("--reprob", type=_at_least(0, float), help="random-erasing probability per frame")
+    tune.add_argument("--randaug-ops", type=_at_least(0), help="RandAugment operations per clip (0 = off)")
+    tune.add_argument("--randaug-magnitude", type=_at_least(0, float), help="RandAugment magnitude (of 10)")
     tune.add_argument("--ema-decay", type=_at_least(0, float), help="score an exponential moving average of the weights")
     tune.add_argument("--test-views", help="views per validation video, TxS (SSv2 2x3, Kinetics-400 5x3)")
     tune.add_argument("--view-scores", choices=VIEW_SCORES, help="average the views' softmax (VideoMAE) or logits (AdaMAE's code)")
