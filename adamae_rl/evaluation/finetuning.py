@@ -33,7 +33,7 @@ from adamae_rl.data.views import MultiViewClips
 from adamae_rl.errors import ConfigError, InputFileError
 
 from adamae_rl.data.views import ViewSpec
-from adamae_rl.evaluation.data import LabelledSplit, batches
+from adamae_rl.evaluation.data import LabelledSplit
 from adamae_rl.evaluation.encoder import VideoClassifier
 from adamae_rl.evaluation.metrics import topk_accuracy
 from adamae_rl.evaluation.testing import VIEW_SCORES, SingleView, multi_view_scores
@@ -360,17 +360,6 @@ def score_views(classifier: nn.Module, views: Dataset, settings: FinetuneSetting
     if bool((labels < 0).any()):
         raise InputFileError("a validation video has no label (-1); testing needs labelled lines ('path label')")
     return topk_accuracy(video_scores, labels)
-
-
-@torch.no_grad()
-def score(classifier: VideoClassifier, split: LabelledSplit, batch_size: int, device: torch.device, num_workers: int = 0) -> dict:
-    """Top-1/top-5 of ``classifier`` on one view of every clip of ``split``."""
-    classifier.eval()
-    logits, labels = [], []
-    for video, label in batches(split, batch_size, num_workers=num_workers):
-        logits.append(classifier(video.to(device)).float().cpu())
-        labels.append(label)
-    return topk_accuracy(torch.cat(logits), torch.cat(labels))
 
 
 def _collate(items: list[dict]) -> dict:

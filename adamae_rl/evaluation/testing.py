@@ -17,7 +17,6 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, default_collate
 
 from adamae_rl.errors import ConfigError
-from adamae_rl.evaluation.metrics import topk_accuracy
 from adamae_rl.utils.distributed import Process, collective_device
 
 VIEW_SCORES = ("softmax", "logits")
@@ -100,7 +99,3 @@ def _gather_in_order(scores: torch.Tensor, labels: torch.Tensor, total: int, pro
     order_labels = torch.stack(all_labels, dim=1).reshape(-1)[:total]
     return order.cpu(), order_labels.cpu()
 
-
-def multi_view_accuracy(scores: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
-    """Top-1/top-5 of video scores ``[N, K]`` against labels ``[N]``."""
-    return topk_accuracy(scores, labels)

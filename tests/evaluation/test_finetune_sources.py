@@ -49,12 +49,17 @@ def official_finetuned(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def first_batch_loss(classifier: torch.nn.Module, train_list: Path, settings: FinetuneSettings) -> float:
-    """The loss of ``classifier`` on fine-tuning's first batch, computed here from the source model."""
+def first_batch(train_list: Path, settings: FinetuneSettings) -> dict[str, torch.Tensor]:
+    """Fine-tuning's first batch (``video``, ``label``), drawn here as the fine-tuning loop draws it."""
     train, _ = labelled_splits({"name": "video"}, GEOMETRY, 0, None, None, str(train_list), str(train_list))
     sampler = ResumableSampler(len(train), seed=settings.seed, shuffle=True, per_rank=settings.batch_size)
-    batch = next(iter(DataLoader(AugmentedClips(train, settings), batch_size=settings.batch_size, sampler=sampler,
-                                 collate_fn=_collate)))
+    return next(iter(DataLoader(AugmentedClips(train, settings), batch_size=settings.batch_size, sampler=sampler,
+                                collate_fn=_collate)))
+
+
+def first_batch_loss(classifier: torch.nn.Module, train_list: Path, settings: FinetuneSettings) -> float:
+    """The loss of ``classifier`` on fine-tuning's first batch, computed here from the source model."""
+    batch = first_batch(train_list, settings)
     with torch.no_grad():
         logits = classifier.eval()(batch["video"])
     return float(F.cross_entropy(logits, batch["label"], label_smoothing=settings.label_smoothing))
@@ -94,9 +99,7 @@ def test_fine_tuning_a_hugging_face_directory_starts_from_its_weights(lists, tmp
 
     step_one = json.loads((tmp_path / "ft" / "pretrained" / "metrics.jsonl").read_text().splitlines()[0])
     # The source's own loss on that batch: transformers' model on the same clips.
-    train, _ = labelled_splits({"name": "video"}, GEOMETRY, 0, None, None, str(train_list), str(train_list))
-    sampler = ResumableSampler(len(train), seed=0, shuffle=True, per_rank=4)
-    batch = next(iter(DataLoader(AugmentedClips(train, ONE_STEP), batch_size=4, sampler=sampler, collate_fn=_collate)))
+    batch = first_batch(train_list, ONE_STEP)
     with torch.no_grad():
         logits = hf(pixel_values=batch["video"].transpose(1, 2)).logits
     expected = float(F.cross_entropy(logits, batch["label"], label_smoothing=0.1))
