@@ -24,7 +24,7 @@ import logging
 import sys
 from pathlib import Path
 
-from adamae_rl.builders import plain
+from adamae_rl.config import plain
 from adamae_rl.cli import run_command, setup_logging, strip_debug_flag
 from adamae_rl.ablation.runner import run_ablation
 from adamae_rl.ablation.report import budget_line, cell_row, markdown_table, write_csv, write_plot

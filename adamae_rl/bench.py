@@ -98,7 +98,7 @@ def training_config(overrides: list[str]) -> dict:
     from hydra import compose, initialize_config_dir
 
     from adamae_rl import train
-    from adamae_rl.builders import plain
+    from adamae_rl.config import plain
 
     # GROUP=NAME for registered plug-ins too (older trees only rewrote policy=NAME).
     rewrite = getattr(train, "rewrite_plugin_overrides", None) or getattr(train, "rewrite_policy_override")

@@ -9,7 +9,6 @@ calling what the checkpoint names (see its docstring).
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ import torch
 from torch import nn
 
 from adamae_rl.api import make_env, make_objective, make_policy
+from adamae_rl.config import import_plugins, plain
 from adamae_rl.envs.masked_video import MaskedVideoEnv
 from adamae_rl.errors import ConfigError
 from adamae_rl.geometry import policy_geometry
@@ -26,33 +26,12 @@ from adamae_rl.models.presets import build_mae
 from adamae_rl.models.videomae import VideoMAE, compile_blocks
 from adamae_rl.objectives.reconstruction import ReconstructionLoss
 from adamae_rl.policies.registry import UnknownPolicyError
-from adamae_rl.schema import ConfigError, with_added_defaults
+from adamae_rl.schema import with_added_defaults
 from adamae_rl.utils.checkpoint import CheckpointError, load_checkpoint
 from adamae_rl.utils.distributed import Process, seed_process
 from adamae_rl.utils.optim import adamw, param_groups, warmup_cosine
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-def plain(cfg: Any) -> Any:
-    """An OmegaConf node (or anything) as plain dicts/lists."""
-    try:
-        from omegaconf import DictConfig, ListConfig, OmegaConf
-
-        if isinstance(cfg, (DictConfig, ListConfig)):
-            return OmegaConf.to_container(cfg, resolve=True)
-    except ImportError:  # pragma: no cover - omegaconf ships with hydra-core
-        pass
-    return cfg
-
-
-def import_plugins(modules: list[str] | None) -> None:
-    """Import user modules so that their ``@register_policy`` decorators run."""
-    for name in modules or []:
-        try:
-            importlib.import_module(name)
-        except ImportError as err:
-            raise ConfigError(f"imports: cannot import {name!r}: {err}") from err
 
 
 def build_model(model_cfg: Mapping[str, Any], load_weights: bool = True) -> VideoMAE:
@@ -347,6 +326,6 @@ def _load_weights(module: nn.Module, state: Any, what: str, path: Path) -> None:
 
 
 __all__ = [
-    "RunParts", "RunPlan", "plan_run", "build_run", "unwrap", "plain", "import_plugins", "build_model", "build_policy_from_config",
+    "RunParts", "RunPlan", "plan_run", "build_run", "unwrap", "build_model", "build_policy_from_config",
     "autocast_dtype", "load_run",
 ]

@@ -236,7 +236,7 @@ def validate_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
     """
     problems = _schema_problems(TrainConfig, cfg)
     if not problems:
-        from adamae_rl.builders import import_plugins
+        from adamae_rl.config import import_plugins
 
         import_plugins(cfg.get("imports"))
         problems += _data_problems(cfg["data"])

@@ -27,8 +27,9 @@ from pathlib import Path
 import torch
 from tensordict import TensorDictBase
 
-from adamae_rl.builders import RunParts, autocast_dtype, build_run, plain, resolve_precision
+from adamae_rl.builders import RunParts, autocast_dtype, build_run, resolve_precision
 from adamae_rl.cli import run_command, strip_debug_flag
+from adamae_rl.config import plain
 from adamae_rl.errors import ConfigError
 from adamae_rl.metrics import foreground_enrichment
 from adamae_rl.policies.base import NonFiniteError

@@ -14,7 +14,7 @@ def smoke_config(*overrides: str) -> dict:
     """The shipped training config with the smoke preset (32 px, 8 frames, 12 steps) plus overrides."""
     from hydra import compose, initialize_config_dir
 
-    from adamae_rl.builders import plain
+    from adamae_rl.config import plain
     from adamae_rl.train import CONFIG_DIR
 
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):

@@ -57,7 +57,8 @@ PAPER_PRESETS = {"paper_ssv2_vit_b": 2, "paper_k400_vit_b": 4}
 def test_paper_presets_hold_the_official_recipe(preset: str, stride: int) -> None:
     from hydra import compose, initialize_config_dir
 
-    from adamae_rl.builders import plain, plan_run
+    from adamae_rl.builders import plan_run
+    from adamae_rl.config import plain
     from adamae_rl.schema import validate_config
     from adamae_rl.train import CONFIG_DIR
 
