@@ -26,7 +26,7 @@ from adamae_rl.models.presets import build_mae
 from adamae_rl.models.videomae import VideoMAE, compile_blocks
 from adamae_rl.objectives.reconstruction import ReconstructionLoss
 from adamae_rl.policies.registry import UnknownPolicyError
-from adamae_rl.schema import with_added_defaults
+from adamae_rl.schema import ModelConfig, TrainConfig, as_config, with_legacy_defaults
 from adamae_rl.utils.checkpoint import CheckpointError, load_checkpoint
 from adamae_rl.utils.distributed import Process, seed_process
 from adamae_rl.utils.optim import adamw, param_groups, warmup_cosine
@@ -34,12 +34,14 @@ from adamae_rl.utils.optim import adamw, param_groups, warmup_cosine
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-def build_model(model_cfg: Mapping[str, Any], load_weights: bool = True) -> VideoMAE:
+def build_model(model_cfg: ModelConfig | Mapping[str, Any], load_weights: bool = True) -> VideoMAE:  # type: ignore[valid-type]
     """MAE from the ``model`` config group: ``preset`` plus MAEConfig field overrides.
 
     ``init_from`` (a path) loads pre-trained weights, checked against the config's geometry;
     ``load_weights=False`` skips that (the caller loads a checkpoint of its own).
     """
+    if isinstance(model_cfg, ModelConfig):
+        model_cfg = {k: v for k, v in model_cfg.model_dump().items() if v is not None}
     fields = dict(plain(model_cfg))
     preset = fields.pop("preset", "tiny")
     init_from = fields.pop("init_from", None)
@@ -116,41 +118,42 @@ class RunPlan:
         return self.batch_size * self.world_size * self.accum_steps
 
 
-def resolve_accum_steps(trainer: Mapping[str, Any], world_size: int) -> int:
+def resolve_accum_steps(cfg: TrainConfig | Mapping[str, Any], world_size: int) -> int:
     """``trainer.accum_steps``, or the count that ``trainer.global_batch_size`` needs on this many processes."""
-    batch, wanted = int(trainer["batch_size"]), trainer.get("global_batch_size")
+    trainer = as_config(cfg).trainer
+    batch, wanted = trainer.batch_size, trainer.global_batch_size
     if wanted is None:
-        return int(trainer.get("accum_steps", 1))
+        return trainer.accum_steps
     per_step = batch * world_size
-    if int(wanted) % per_step:
+    if wanted % per_step:
         raise ConfigError(
             f"trainer.global_batch_size={wanted} is not divisible by batch_size {batch} x {world_size} processes "
             f"= {per_step}: change trainer.batch_size or the number of processes"
         )
-    return int(wanted) // per_step
+    return wanted // per_step
 
 
-def plan_run(cfg: Mapping[str, Any], world_size: int, batches_per_epoch: int | None) -> RunPlan:
+def plan_run(cfg: TrainConfig | Mapping[str, Any], world_size: int, batches_per_epoch: int | None) -> RunPlan:
     """The :class:`RunPlan` of ``cfg`` on ``world_size`` processes; ``batches_per_epoch``: global
     micro-batches in one epoch of the training list (None for a clip source without length)."""
-    trainer, optim = cfg["trainer"], cfg["optim"]
-    batch = int(trainer["batch_size"])
-    accum = resolve_accum_steps(trainer, world_size)
+    cfg = as_config(cfg)
+    trainer, optim = cfg.trainer, cfg.optim
+    batch = trainer.batch_size
+    accum = resolve_accum_steps(cfg, world_size)
     per_epoch = max(batches_per_epoch // accum, 1) if batches_per_epoch else None
 
-    def steps(count: Any, epochs: Any, what: str) -> int:
+    def steps(count: int | None, epochs: float | None, what: str) -> int:
         if epochs is None:
-            return int(count)
+            return int(count or 0)
         if per_epoch is None:
             raise ConfigError(f"{what} is given in epochs, but the clip source has no length; give it in steps")
-        return max(round(float(epochs) * per_epoch), 0)
+        return max(round(epochs * per_epoch), 0)
 
-    max_steps = max(steps(trainer.get("max_steps"), trainer.get("max_epochs"), "trainer.max_epochs"), 1)
-    warmup = steps(optim.get("warmup_steps"), optim.get("warmup_epochs"), "optim.warmup_epochs")
+    max_steps = max(steps(trainer.max_steps, trainer.max_epochs, "trainer.max_epochs"), 1)
+    warmup = steps(optim.warmup_steps, optim.warmup_epochs, "optim.warmup_epochs")
     global_batch = batch * world_size * accum
-    lr = float(optim["blr"]) * global_batch / 256
-    min_blr = optim.get("min_blr")
-    min_lr = float(min_blr) * global_batch / 256 if min_blr is not None else float(optim["min_lr"])
+    lr = optim.blr * global_batch / 256
+    min_lr = optim.min_blr * global_batch / 256 if optim.min_blr is not None else optim.min_lr
     return RunPlan(batch, world_size, accum, per_epoch, max_steps, warmup, lr, min_lr)
 
 
@@ -203,48 +206,49 @@ def unwrap(module: nn.Module) -> nn.Module:
     return getattr(module, "module", module)
 
 
-def build_run(cfg: Mapping[str, Any], device: torch.device, proc: Process) -> RunParts:
-    """The parts of a training run from a validated config (``adamae_rl.schema``).
+def build_run(cfg: TrainConfig | Mapping[str, Any], device: torch.device, proc: Process) -> RunParts:
+    """The parts of a training run from its config (a mapping is checked first, ``adamae_rl.schema``).
 
     Every process starts from identical weights (seeded by ``trainer.seed``), reads its own share
     of each epoch's clips, and then draws its own masks and augmentation (torch, NumPy and Python
     RNGs seeded by :func:`~adamae_rl.utils.distributed.process_seed`). Under ``torchrun`` the MAE's
     forward and the learnable policy are wrapped in DistributedDataParallel here, where they are built.
     """
-    trainer, optim = cfg["trainer"], cfg["optim"]
-    seed, batch, mask_ratio = int(trainer["seed"]), int(trainer["batch_size"]), float(cfg["mask_ratio"])
-    precision_name = resolve_precision(trainer["precision"], device)
+    cfg = as_config(cfg)
+    trainer, optim = cfg.trainer, cfg.optim
+    seed, batch, mask_ratio = trainer.seed, trainer.batch_size, cfg.mask_ratio
+    precision_name = resolve_precision(trainer.precision, device)
     precision = autocast_dtype(precision_name)
-    resolve_accum_steps(trainer, proc.world_size)  # a global batch that does not divide: before any work
+    resolve_accum_steps(cfg, proc.world_size)  # a global batch that does not divide: before any work
     torch.manual_seed(seed)  # identical initial weights on every process
-    model = build_model(cfg["model"]).to(device)
+    model = build_model(cfg.model).to(device)
     ddp_ids = [device.index] if device.type == "cuda" else None
     forward = _ddp(model, ddp_ids) if proc.distributed else None  # syncs the MAE's gradients
-    env = make_env(model, cfg["data"], batch, mask_ratio, seed, device, "train", precision,
-                   token_grad=bool(cfg.get("token_grad", False)), forward_module=forward,
-                   decoder_mask=cfg.get("decoder_mask"), shard=(proc.rank, proc.world_size))
+    decoder_mask = cfg.decoder_mask.model_dump() if cfg.decoder_mask is not None else None
+    env = make_env(model, cfg.data.options(), batch, mask_ratio, seed, device, "train", precision,
+                   token_grad=cfg.token_grad, forward_module=forward,
+                   decoder_mask=decoder_mask, shard=(proc.rank, proc.world_size))
     # Held-out evaluation reconstructs every masked token whatever the decoder mask, so that
     # eval/loss_recon compares across decoder masks.
-    val_env = make_env(model, cfg["data"], batch, mask_ratio, seed, device, "val", precision)
-    policy = make_policy(cfg["policy"], env=env)
-    objective = dict(cfg["objective"])
+    val_env = make_env(model, cfg.data.options(), batch, mask_ratio, seed, device, "val", precision)
+    policy = make_policy(cfg.policy.options(), env=env)
+    objective = cfg.objective.options()
     policy_loss = make_objective(objective.pop("name"), policy, **objective).to(device)
 
     plan = plan_run(cfg, proc.world_size, getattr(env.clips, "batches_per_epoch", None))
-    betas = tuple(optim["betas"])
-    opt_mae = adamw(param_groups(model, optim["weight_decay"]), plan.lr, betas, eps=optim.get("eps", 1e-8))
+    opt_mae = adamw(param_groups(model, optim.weight_decay), plan.lr, optim.betas, eps=optim.eps)
     sched_mae = warmup_cosine(opt_mae, plan.warmup_steps, plan.max_steps, plan.min_lr)
     parts = RunParts(model, env, val_env, policy, ReconstructionLoss(), policy_loss, opt_mae, sched_mae, plan=plan)
     if getattr(policy, "learnable", False):
-        scale = optim["policy_lr_scale"]
-        parts.opt_policy = adamw(param_groups(policy, optim["policy_weight_decay"]), plan.lr * scale, betas,
-                                 eps=optim.get("policy_eps", 1e-8))
+        scale = optim.policy_lr_scale
+        parts.opt_policy = adamw(param_groups(policy, optim.policy_weight_decay), plan.lr * scale, optim.betas,
+                                 eps=optim.policy_eps)
         parts.sched_policy = warmup_cosine(parts.opt_policy, plan.warmup_steps, plan.max_steps, plan.min_lr * scale)
         if proc.distributed:
             parts.policy = _ddp(policy, ddp_ids)
     if precision_name == "fp16":
         parts.scaler = torch.amp.GradScaler(device.type)
-    if trainer.get("compile", False):
+    if trainer.compile:
         compile_run(parts)
     seed_process(seed, proc.rank)  # from here on, each process draws its own masks
     return parts
@@ -295,7 +299,7 @@ def load_run(
     cfg = ckpt.get("config")
     if not isinstance(cfg, dict) or not all(k in cfg for k in ("model", "policy", "mask_ratio")):
         raise CheckpointError(f"checkpoint {path} holds no run configuration (model, policy, mask_ratio)")
-    cfg = with_added_defaults(cfg)  # a run that predates a key: the value it ran with
+    cfg = with_legacy_defaults(cfg)  # a run that predates a key: the value it ran with
     import_plugins(list(imports))
     model = build_model(cfg["model"], load_weights=False)  # its own weights follow
     _load_weights(model, ckpt.get("model"), "model", path)

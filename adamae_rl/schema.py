@@ -6,6 +6,15 @@ plain dicts). Unknown keys (``+foo=1``, a typo such as ``+trainer.max_step=5``),
 ``optim.blr=inf``) each give one :class:`ConfigError` naming the key and the value. Options that
 plug-ins take (policy and objective options) are checked against the plug-in's own signature.
 
+``validate_config`` returns the typed :class:`TrainConfig`: training reads ``cfg.trainer.batch_size``,
+``cfg.optim.policy_eps``, never a string look-up with a fallback. The ``policy``, ``objective`` and
+``data`` sections carry a plug-in's own options besides ``name``; ``cfg.data.options()`` gives them
+back as the keyword arguments the plug-in takes.
+
+Each setting has one default, the field's default here, which the YAML configs repeat (a test
+holds them equal). What a run stored before a key existed ran with is not a default: it is in
+:data:`LEGACY_DEFAULTS`, read only when a stored run is loaded (:func:`with_legacy_defaults`).
+
 Which keys a resumed run may change is declared here too (``resumable=True`` on a field): any
 other difference between a checkpoint's config and the current one means another run.
 """
@@ -19,6 +28,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
 
+from adamae_rl.config import import_plugins
 from adamae_rl.data.synthetic import BACKGROUNDS, LABELS
 from adamae_rl.errors import ConfigError
 from adamae_rl.models.videomae import MAEConfig
@@ -106,9 +116,11 @@ class OptimConfig(_Section):
     clip_grad: float | None = Field(default=None, gt=0)
     policy_lr_scale: float = Field(ge=0)
     policy_weight_decay: float = Field(ge=0)
-    # Defaults for configs written before these keys existed: what those runs used.
-    eps: float = Field(default=1e-8, gt=0)
-    policy_eps: float = Field(default=1e-8, gt=0)
+    eps: float = Field(default=1e-8, gt=0)  # AdamW's epsilon for the MAE (VideoMAE's value)
+    # AdamW's epsilon for the sampler. AdaMAE's loss (coefficient 1e-4) on raw-pixel errors of a few
+    # hundredths gives sampler gradients near 1e-9; under an epsilon of 1e-8 the step would be
+    # lr * grad / eps, so the sampler would slow down as the MAE improves.
+    policy_eps: float = Field(default=1e-12, gt=0)
 
     @model_validator(mode="after")
     def _warmup(self) -> OptimConfig:
@@ -156,9 +168,9 @@ class SyntheticData(_Section):
     max_shapes: int = Field(ge=1)
     # Which labels the clips carry (evaluation only; training never reads them), so resumable.
     label: Literal[LABELS] = resumable("direction")
-    # The background's kind. The default here is what a run stored before the key existed trained
-    # on (fine); data/synthetic.yaml sets smooth.
-    background: Literal[BACKGROUNDS] = "fine"
+    # The background's kind: smooth (0.25-1 colour-wave cycle per frame side) leaves the MAE's
+    # error on the moving shapes; fine (1-4 cycles) is the ablation benchmark's harder background.
+    background: Literal[BACKGROUNDS] = "smooth"
     num_workers: int = resumable(ge=0)
 
 
@@ -211,11 +223,48 @@ class DecoderMaskConfig(_Section):
     ratio: float = Field(0.5, gt=0, lt=1)
 
 
+class PluginSection(BaseModel):
+    """A section that names a plug-in (``name``) and carries the plug-in's own options as further
+    keys; the options are checked against the plug-in's signature by :func:`validate_config`."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str | None = None
+
+    def options(self) -> dict[str, Any]:
+        """The section as a plain dict (``name`` included where it was given), as the builders
+        and the registries take it."""
+        values = self.model_dump(mode="json")
+        if values.get("name") is None and "name" not in self.model_fields_set:
+            values.pop("name", None)
+        return values
+
+
+class PolicySection(PluginSection):
+    """``policy``: ``name`` (a registered policy) or ``_target_`` (a class path), plus its options."""
+
+
+class ObjectiveSection(PluginSection):
+    """``objective``: a registered objective's ``name`` plus its options."""
+
+    name: str
+
+
+class DataSection(PluginSection):
+    """``data``: a registered clip source's ``name`` plus its options (the built-in ``synthetic``
+    and ``video`` sources are checked against :class:`SyntheticData` and :class:`VideoData`, and
+    their defaults filled in)."""
+
+    name: str
+
+
 class TrainConfig(_Section):
-    policy: dict[str, Any]
+    """The whole training configuration, checked (see :func:`validate_config`)."""
+
+    policy: PolicySection
     model: ModelConfig  # type: ignore[valid-type]
-    data: dict[str, Any]
-    objective: dict[str, Any]
+    data: DataSection
+    objective: ObjectiveSection
     mask_ratio: float = Field(gt=0, lt=1)
     imports: list[str] = Field(default_factory=list)
     token_grad: bool = False
@@ -224,9 +273,77 @@ class TrainConfig(_Section):
     trainer: TrainerConfig
     optim: OptimConfig
 
+    @field_validator("data", mode="after")
+    @classmethod
+    def _built_in_defaults(cls, data: DataSection) -> DataSection:
+        """A built-in source's section with its defaults filled in, so that a run records every
+        value it used (an invalid one is left for :func:`validate_config` to report)."""
+        section = DATA_SECTIONS.get(str(data.name))
+        if section is None:
+            return data
+        try:
+            return DataSection.model_validate(section.model_validate(data.options()).model_dump(mode="json"))
+        except ValidationError:
+            return data
 
-def validate_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
-    """Check the whole training config; returns it unchanged (plain dicts) when it is valid.
+    def as_dict(self) -> dict[str, Any]:
+        """Plain values (lists, dicts, numbers, strings) for config.yaml and checkpoints; model
+        fields left to the preset (None) are left out."""
+        values = self.model_dump(mode="json")
+        for section in ("policy", "data", "objective"):
+            values[section] = getattr(self, section).options()
+        values["model"] = {k: v for k, v in values["model"].items() if v is not None or k in RUN_MODEL_KEYS}
+        return values
+
+
+# What runs stored before a key existed ran with, by section (``data.<source>`` for a source's
+# section). Used only to read a stored run (:func:`with_legacy_defaults`); a new run takes the
+# schema's defaults. A key added to the schema later belongs here with the value that reproduces
+# the runs written before it.
+LEGACY_DEFAULTS: dict[str, dict[str, Any]] = {
+    "": {"imports": [], "token_grad": False, "decoder_mask": None},
+    "model": {"init_from": None, "grad_checkpointing": False},
+    "trainer": {"max_epochs": None, "accum_steps": 1, "global_batch_size": None, "compile": False},
+    "optim": {"min_blr": None, "warmup_epochs": None, "clip_grad": None, "eps": 1e-8, "policy_eps": 1e-8},
+    "data.synthetic": {"label": "direction", "background": "fine"},
+    # Clips were decoded at their native size before decode_short_side=auto.
+    "data.video": {"decode_short_side": None, "decoder": "auto", "decode_device": "cpu"},
+}
+
+
+def with_legacy_defaults(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored run's config with the keys it predates filled in from :data:`LEGACY_DEFAULTS`.
+
+    So a run written before a key existed compares equal to today's config where it ran the same
+    way, and is rebuilt and evaluated as it ran (e.g. on the background it trained on).
+    """
+    out = dict(cfg)
+    for section, values in LEGACY_DEFAULTS.items():
+        name, _, source = section.partition(".")
+        if not name:
+            target = out
+        elif isinstance(out.get(name), Mapping) and (not source or out[name].get("name") == source):
+            target = out[name] = dict(out[name])
+        else:
+            continue
+        for key, value in values.items():
+            target.setdefault(key, value)
+    return out
+
+
+def stored_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored run's config as :meth:`TrainConfig.as_dict` writes it today (legacy defaults, then
+    the schema's normal form), for comparing with a current config; where the stored config does
+    not pass today's schema, it is returned with the legacy defaults only. Imports nothing."""
+    filled = with_legacy_defaults(cfg)
+    try:
+        return TrainConfig.model_validate(filled).as_dict()
+    except ValidationError:
+        return filled
+
+
+def validate_config(cfg: Mapping[str, Any] | TrainConfig) -> TrainConfig:
+    """Check the whole training config; returns it typed.
 
     Plug-in modules named in ``imports`` are imported first, so that their registered policies,
     model presets, objectives and data sources are known.
@@ -234,10 +351,10 @@ def validate_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
     Raises:
         ConfigError: every problem found, ``key: problem (got value)``, on one line.
     """
+    if isinstance(cfg, TrainConfig):
+        cfg = cfg.as_dict()
     problems = _schema_problems(TrainConfig, cfg)
     if not problems:
-        from adamae_rl.config import import_plugins
-
         import_plugins(cfg.get("imports"))
         problems += _data_problems(cfg["data"])
     if not problems:
@@ -246,7 +363,12 @@ def validate_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
         problems += _decoder_mask_problems(cfg)
     if problems:
         raise ConfigError("; ".join(problems))
-    return dict(cfg)
+    return TrainConfig.model_validate(cfg)
+
+
+def as_config(cfg: Mapping[str, Any] | TrainConfig) -> TrainConfig:
+    """``cfg`` typed: a :class:`TrainConfig` as it is, a mapping through :func:`validate_config`."""
+    return cfg if isinstance(cfg, TrainConfig) else validate_config(cfg)
 
 
 def _data_problems(data: Mapping[str, Any]) -> list[str]:
@@ -277,28 +399,6 @@ def resumable_keys() -> set[str]:
             if (info.json_schema_extra or {}).get("resumable"):
                 keys.add(prefix + name)
     return keys
-
-
-def with_added_defaults(cfg: Mapping[str, Any]) -> dict[str, Any]:
-    """A stored run config with the ``trainer``/``optim`` (and synthetic ``data``) keys it
-    predates filled in.
-
-    A key added to the schema later has the default that reproduces what runs before it did, so a
-    run written then compares equal to today's config where it ran the same way, and is evaluated
-    on the data it trained on.
-    """
-    out = dict(cfg)
-    sections: list[tuple[str, type[BaseModel]]] = [("trainer", TrainerConfig), ("optim", OptimConfig)]
-    if isinstance(out.get("data"), Mapping) and out["data"].get("name") == "synthetic":
-        sections.append(("data", SyntheticData))
-    for name, section in sections:
-        if isinstance(out.get(name), Mapping):
-            values = dict(out[name])
-            for key, info in section.model_fields.items():
-                if key not in values and not info.is_required() and info.default_factory is None:
-                    values[key] = info.default
-            out[name] = values
-    return out
 
 
 def _schema_problems(section: type[BaseModel], values: Any, prefix: str = "") -> list[str]:

@@ -22,7 +22,9 @@ import signal
 import sys
 import time
 from contextlib import ExitStack, nullcontext
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 from tensordict import TensorDictBase
@@ -33,7 +35,7 @@ from adamae_rl.config import plain
 from adamae_rl.errors import ConfigError
 from adamae_rl.metrics import foreground_enrichment
 from adamae_rl.policies.base import NonFiniteError
-from adamae_rl.schema import validate_config
+from adamae_rl.schema import TrainConfig, as_config, validate_config
 from adamae_rl.training import hooks
 from adamae_rl.training.heldout import evaluate
 from adamae_rl.training.state import Progress, find_resume, restore, save_checkpoint, write_run_config
@@ -48,18 +50,18 @@ log = logging.getLogger("adamae_rl.train")
 CONFIG_DIR = Path(__file__).parent / "configs"
 
 
-def run(cfg: dict, run_dir: Path, overrides: list[str] | None = None) -> dict:
+def run(cfg: TrainConfig | Mapping[str, Any], run_dir: Path, overrides: list[str] | None = None) -> dict:
     """Train per ``cfg`` in ``run_dir``; returns the summary (also written to summary.json).
 
     ``overrides``: the command line's overrides, recorded in ``overrides.yaml`` once the run
     is accepted (a refused resume writes nothing into the run directory).
     """
-    validate_config(cfg)
+    cfg = validate_config(cfg)
     check_run_dir(run_dir)
-    proc, device = init_process(cfg["trainer"]["device"])
+    proc, device = init_process(cfg.trainer.device)
     # auto becomes what runs here, so that config.yaml records it and a resume compares it.
-    precision = resolve_precision(cfg["trainer"]["precision"], device)
-    cfg = {**cfg, "trainer": {**cfg["trainer"], "precision": precision}}
+    precision = resolve_precision(cfg.trainer.precision, device)
+    cfg = cfg.model_copy(update={"trainer": cfg.trainer.model_copy(update={"precision": precision})})
     lock = RunDirLock(run_dir).acquire() if proc.is_main else None  # one run per directory
     try:
         return train(cfg, Path(run_dir), proc, device, overrides)
@@ -83,11 +85,11 @@ def check_run_dir(run_dir: str | Path) -> None:
     claim_run_dir(run_dir)  # never a config.yaml or checkpoints/ that another program wrote
 
 
-def train(cfg: dict, run_dir: Path, proc: Process, device: torch.device, overrides: list[str] | None) -> dict:
+def train(cfg: TrainConfig, run_dir: Path, proc: Process, device: torch.device, overrides: list[str] | None) -> dict:
     """The training loop, in a locked run directory."""
     started = time.perf_counter()
-    trainer = cfg["trainer"]
-    precision = autocast_dtype(trainer["precision"])
+    trainer = cfg.trainer
+    precision = autocast_dtype(trainer.precision)
     if proc.is_main:  # temporary files of writes that a kill interrupted
         ckpt_io.remove_stale_temporaries(run_dir / "checkpoints")
         ckpt_io.remove_stale_temporaries(run_dir)
@@ -100,7 +102,7 @@ def train(cfg: dict, run_dir: Path, proc: Process, device: torch.device, overrid
     if resumed is not None:
         restore(parts, progress, resumed, proc)
         log.info("resumed from %s at step %d", run_dir / "checkpoints", progress.step)
-    metrics_log = MetricLog(run_dir, trainer["tensorboard"], progress.step if resumed else None) if proc.is_main else None
+    metrics_log = MetricLog(run_dir, trainer.tensorboard, progress.step if resumed else None) if proc.is_main else None
     if proc.is_main:
         write_run_config(cfg, run_dir, overrides)
         log.info("run directory: %s", run_dir.resolve())
@@ -135,7 +137,7 @@ def train(cfg: dict, run_dir: Path, proc: Process, device: torch.device, overrid
             progress.accumulate(metrics)
             step = progress.step
 
-            if step % trainer["log_every"] == 0 or step == max_steps:
+            if step % trainer.log_every == 0 or step == max_steps:
                 rate = window_clips / max(time.perf_counter() - window_start, 1e-9)
                 window_start, window_clips = time.perf_counter(), 0
                 values = {**progress.window_means(), "train/lr": lr, "train/clips_per_s": rate}
@@ -150,13 +152,13 @@ def train(cfg: dict, run_dir: Path, proc: Process, device: torch.device, overrid
                     metrics_log.log(step, values)
                 if bar is not None:
                     bar.set_postfix(loss=f"{values['train/loss_recon']:.4f}", clips_s=f"{rate:.1f}", refresh=False)
-            if step % trainer["eval_every"] == 0 or step == max_steps:
+            if step % trainer.eval_every == 0 or step == max_steps:
                 progress.last_eval = evaluate(parts, cfg, precision)
                 if metrics_log:
                     metrics_log.log(step, progress.last_eval)
                     log.info("step %d: %s", step, hooks.fmt(progress.last_eval))
-            if step % trainer["ckpt_every"] == 0 or step == max_steps:  # every process: its RNG state goes in
-                save_checkpoint(parts, progress, cfg, run_dir, periodic=step % trainer["ckpt_every"] == 0, proc=proc)
+            if step % trainer.ckpt_every == 0 or step == max_steps:  # every process: its RNG state goes in
+                save_checkpoint(parts, progress, cfg, run_dir, periodic=step % trainer.ckpt_every == 0, proc=proc)
             if bar is not None:
                 bar.update(1)
 
@@ -188,7 +190,9 @@ def train(cfg: dict, run_dir: Path, proc: Process, device: torch.device, overrid
     return summary
 
 
-def train_step(parts: RunParts, cfg: dict, precision: torch.dtype | None) -> tuple[dict, TensorDictBase, bool]:
+def train_step(
+    parts: RunParts, cfg: TrainConfig | Mapping[str, Any], precision: torch.dtype | None
+) -> tuple[dict, TensorDictBase, bool]:
     """One optimizer step of the MAE (and the policy, if it learns) over ``plan.accum_steps``
     micro-batches. Returns (metrics, the last micro-batch's td, updated).
 
@@ -196,6 +200,7 @@ def train_step(parts: RunParts, cfg: dict, precision: torch.dtype | None) -> tup
     all-reduces gradients): a non-finite loss, or a policy's non-finite logits, on any process
     skips the update on all of them, so none waits forever for the others' gradients.
     """
+    cfg = as_config(cfg)
     accum = parts.plan.accum_steps if parts.plan is not None else 1
     for opt in parts.optimizers:
         opt.zero_grad(set_to_none=True)
@@ -222,7 +227,7 @@ def train_step(parts: RunParts, cfg: dict, precision: torch.dtype | None) -> tup
                 _backward(parts, total / accum)
 
     metrics = {f"train/{key}": value for key, value in sums.items()}
-    clip = cfg["optim"].get("clip_grad")
+    clip = cfg.optim.clip_grad
     if parts.scaler is not None:  # fp16: gradients back to their true scale before clipping and stepping
         for opt in parts.optimizers:
             parts.scaler.unscale_(opt)
@@ -312,8 +317,7 @@ def preflight(argv: list[str]) -> None:
             cfg = plain(compose("config", overrides=list(argv)))
     except (HydraException, OmegaConfBaseException) as err:
         raise ConfigError(" ".join(str(err).split())) from None
-    validate_config(cfg)
-    check_run_dir(cfg["run_dir"])
+    check_run_dir(validate_config(cfg).run_dir)
 
 
 # Config groups whose choices may be registered plug-ins without a config file, and the key that

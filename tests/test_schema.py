@@ -5,7 +5,20 @@ from __future__ import annotations
 import pytest
 from helpers_cli import smoke_config
 
-from adamae_rl.schema import ConfigError, resumable_keys, validate_config
+from adamae_rl.schema import (
+    LEGACY_DEFAULTS,
+    ConfigError,
+    DecoderMaskConfig,
+    OptimConfig,
+    SyntheticData,
+    TrainConfig,
+    TrainerConfig,
+    VideoData,
+    resumable_keys,
+    stored_config,
+    validate_config,
+    with_legacy_defaults,
+)
 
 
 def test_shipped_configs_are_valid() -> None:
@@ -45,3 +58,62 @@ def test_resumable_keys_are_declared_in_the_schema() -> None:
     keys = resumable_keys()
     assert {"trainer.max_steps", "trainer.device", "data.num_workers", "run_dir"} <= keys
     assert not {"mask_ratio", "trainer.seed", "optim.blr", "trainer.batch_size"} & keys
+
+
+def _composed(*overrides: str) -> dict:
+    """The shipped config with no preset (the YAML defaults themselves) plus overrides."""
+    from hydra import compose, initialize_config_dir
+
+    from adamae_rl.config import plain
+    from adamae_rl.train import CONFIG_DIR
+
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        return plain(compose("config", overrides=list(overrides)))
+
+
+def test_validate_config_returns_the_typed_config() -> None:
+    cfg = validate_config(smoke_config("trainer.batch_size=3", "policy=tube"))
+    assert isinstance(cfg, TrainConfig)
+    assert cfg.trainer.batch_size == 3 and isinstance(cfg.optim.betas, tuple)
+    assert cfg.policy.name == "tube" and cfg.data.name == "synthetic"
+    # A built-in source's section records every value it uses, defaults included.
+    assert set(cfg.data.options()) == set(SyntheticData.model_fields)
+    # Plain values, the same config again when read back.
+    assert validate_config(cfg.as_dict()).as_dict() == cfg.as_dict()
+
+
+@pytest.mark.parametrize(
+    "section, overrides, model",
+    [("trainer", [], TrainerConfig), ("optim", [], OptimConfig), ("data", [], SyntheticData),
+     ("data", ["data=video"], VideoData), ("decoder_mask", ["decoder_mask=random"], DecoderMaskConfig),
+     ("decoder_mask", ["decoder_mask=running_cell"], DecoderMaskConfig)],
+)
+def test_yaml_repeats_the_schema_defaults(section: str, overrides: list[str], model: type) -> None:
+    """One default per setting: where the schema has a default, the shipped YAML states the same value."""
+    yaml_values = _composed(*overrides)[section]
+    differ = {
+        key: (yaml_values[key], info.default)
+        for key, info in model.model_fields.items()
+        if key in yaml_values and not info.is_required() and info.default_factory is None
+        and yaml_values[key] != (list(info.default) if isinstance(info.default, tuple) else info.default)
+    }
+    assert not differ, f"{section}: YAML value vs schema default {differ}"
+
+
+def test_legacy_defaults_apply_only_to_stored_runs() -> None:
+    new = validate_config(_composed()).as_dict()
+    assert new["optim"]["policy_eps"] == 1e-12 and new["data"]["background"] == "smooth"
+    # A new run records every key the legacy table knows, so the table never changes how it reads back.
+    for section, values in LEGACY_DEFAULTS.items():
+        name, _, source = section.partition(".")
+        target = new if not name else new[name]
+        if not source or target.get("name") == source:
+            assert set(values) <= set(target), section
+    assert with_legacy_defaults(new) == new
+    # A run stored before policy_eps and background existed ran with 1e-8 on the fine background.
+    old = {**new, "optim": {k: v for k, v in new["optim"].items() if k != "policy_eps"},
+           "data": {k: v for k, v in new["data"].items() if k != "background"}}
+    restored = with_legacy_defaults(old)
+    assert restored["optim"]["policy_eps"] == 1e-8 and restored["data"]["background"] == "fine"
+    assert stored_config(old)["data"]["background"] == "fine"
+    assert "background" not in old["data"]  # the stored config itself is left as it was

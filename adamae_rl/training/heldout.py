@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from contextlib import nullcontext
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from adamae_rl.metrics import foreground_enrichment
+from adamae_rl.schema import TrainConfig, as_config
 from adamae_rl.utils.distributed import all_reduce_mean
 
 if TYPE_CHECKING:
@@ -28,7 +30,7 @@ def reference_masks(batch_index: int, batch_size: int, num_tokens: int, num_mask
 
 
 @torch.no_grad()
-def evaluate(parts: RunParts, cfg: dict, precision: torch.dtype | None) -> dict:
+def evaluate(parts: RunParts, cfg: TrainConfig | Mapping[str, Any], precision: torch.dtype | None) -> dict:
     """``eval/loss_recon`` (mean over ``trainer.eval_batches`` held-out batches, averaged over
     processes) and, where the data marks foreground tokens, ``eval/fg_enrichment``.
 
@@ -40,6 +42,7 @@ def evaluate(parts: RunParts, cfg: dict, precision: torch.dtype | None) -> dict:
     The same held-out clips and the same mask draws are used at every evaluation (own RNG), and
     the training RNG is left untouched, so evaluating never changes the training trajectory.
     """
+    trainer = as_config(cfg).trainer
     device = parts.env.device
     parts.val_env.seek_clips({"epoch": 0, "start": 0})
     policy = parts.policy_module
@@ -50,8 +53,8 @@ def evaluate(parts: RunParts, cfg: dict, precision: torch.dtype | None) -> dict:
     devices = [device.index or 0] if device.type == "cuda" else []
     env = parts.val_env
     with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(cfg["trainer"]["seed"] + EVAL_SEED_OFFSET)
-        for index in range(int(cfg["trainer"]["eval_batches"])):
+        torch.manual_seed(trainer.seed + EVAL_SEED_OFFSET)
+        for index in range(trainer.eval_batches):
             with autocast:
                 obs = env.reset()
                 fixed = obs.clone(False)  # same tensors, own keys: the policy's writes stay out

@@ -26,6 +26,7 @@ from adamae_rl.utils.optim import epsilon_bound_share
 
 if TYPE_CHECKING:
     from adamae_rl.builders import RunParts, RunPlan
+    from adamae_rl.schema import TrainConfig, TrainerConfig
 
 log = logging.getLogger("adamae_rl.train")
 
@@ -48,9 +49,9 @@ def stop_on_signals(progress: Progress) -> Iterator[None]:
 
 
 @contextmanager
-def progress_bar(trainer: dict, total: int, initial: int, proc: Process) -> Iterator[Any]:
+def progress_bar(trainer: TrainerConfig, total: int, initial: int, proc: Process) -> Iterator[Any]:
     """A tqdm bar over the ``total`` steps on process 0 (None elsewhere or with ``trainer.progress=false``)."""
-    if not (trainer["progress"] and proc.is_main):
+    if not (trainer.progress and proc.is_main):
         yield None
         return
     from tqdm.auto import tqdm
@@ -65,12 +66,12 @@ def progress_bar(trainer: dict, total: int, initial: int, proc: Process) -> Iter
         bar.close()
 
 
-def handle_nonfinite(progress: Progress, metrics: dict, trainer: dict, run_dir: Path) -> None:
+def handle_nonfinite(progress: Progress, metrics: dict, trainer: TrainerConfig, run_dir: Path) -> None:
     """``trainer.on_nonfinite``: stop with the step and the last good checkpoint named, or skip the
     update (and stop after ``max_nonfinite`` in a row)."""
     detail = ", ".join(f"{k}={v}" if isinstance(v, str) else f"{k}={float(v):.4g}" for k, v in metrics.items())
     last = run_dir / "checkpoints" / "last.pt"
-    if trainer["on_nonfinite"] == "stop":
+    if trainer.on_nonfinite == "stop":
         raise RunError(
             f"non-finite loss at step {progress.step + 1} ({detail}); stopped without updating. "
             f"Last good checkpoint: {last if last.exists() else 'none yet'}. "
@@ -79,7 +80,7 @@ def handle_nonfinite(progress: Progress, metrics: dict, trainer: dict, run_dir: 
     progress.nonfinite_in_row += 1
     progress.nonfinite_skipped += 1
     log.warning("non-finite loss at step %d (%s): update skipped", progress.step + 1, detail)
-    if progress.nonfinite_in_row >= int(trainer["max_nonfinite"]):
+    if progress.nonfinite_in_row >= trainer.max_nonfinite:
         raise RunError(
             f"{progress.nonfinite_in_row} non-finite losses in a row at step {progress.step + 1}; stopping. "
             f"Last good checkpoint: {last if last.exists() else 'none yet'}."
@@ -133,14 +134,14 @@ class SamplerEpsilonCheck:
             )
 
 
-def describe(parts: RunParts, cfg: dict) -> None:
+def describe(parts: RunParts, cfg: TrainConfig) -> None:
     """One log line: what is trained, how large, on which data and device."""
     policy = parts.policy_module
     log.info(
         "policy=%s (%d params, effective mask ratio %.4f), model=%s (%d params, %d tokens), data=%s, device=%s, precision=%s",
-        cfg["policy"].get("name"), sum(p.numel() for p in policy.parameters()), policy.effective_mask_ratio,
-        cfg["model"]["preset"], sum(p.numel() for p in parts.model.parameters()), parts.model.cfg.num_tokens,
-        cfg["data"]["name"], parts.env.device, cfg["trainer"]["precision"],
+        cfg.policy.name, sum(p.numel() for p in policy.parameters()), policy.effective_mask_ratio,
+        cfg.model.preset, sum(p.numel() for p in parts.model.parameters()), parts.model.cfg.num_tokens,
+        cfg.data.name, parts.env.device, cfg.trainer.precision,
     )
 
 
@@ -154,21 +155,21 @@ def describe_plan(plan: RunPlan) -> None:
     )
 
 
-def summarize(cfg: dict, parts: RunParts, progress: Progress, started: float, proc: Process) -> dict:
+def summarize(cfg: TrainConfig, parts: RunParts, progress: Progress, started: float, proc: Process) -> dict:
     """``summary.json``: what ran, the held-out figures, speed and memory."""
     policy = parts.policy_module
     summary = {
-        "policy": cfg["policy"].get("name") or cfg["policy"].get("_target_"),
-        "objective": cfg["objective"]["name"] if parts.learnable else None,
-        "model": cfg["model"]["preset"],
-        "data": cfg["data"]["name"],
-        "mask_ratio": float(cfg["mask_ratio"]),
+        "policy": cfg.policy.name or cfg.policy.options().get("_target_"),
+        "objective": cfg.objective.name if parts.learnable else None,
+        "model": cfg.model.preset,
+        "data": cfg.data.name,
+        "mask_ratio": cfg.mask_ratio,
         "effective_mask_ratio": float(policy.effective_mask_ratio),
         "steps": progress.step,
-        "batch_size": int(cfg["trainer"]["batch_size"]),
+        "batch_size": cfg.trainer.batch_size,
         "accum_steps": parts.plan.accum_steps if parts.plan else 1,
-        "global_batch": parts.plan.global_batch if parts.plan else int(cfg["trainer"]["batch_size"]) * proc.world_size,
-        "precision": cfg["trainer"]["precision"],
+        "global_batch": parts.plan.global_batch if parts.plan else cfg.trainer.batch_size * proc.world_size,
+        "precision": cfg.trainer.precision,
         "world_size": proc.world_size,
         "final_loss_recon": progress.last_eval.get("eval/loss_recon"),
         "final_loss_recon_reference": progress.last_eval.get("eval/loss_recon_reference"),
@@ -177,7 +178,7 @@ def summarize(cfg: dict, parts: RunParts, progress: Progress, started: float, pr
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "wall_s": time.perf_counter() - started,
         "nonfinite_skipped": progress.nonfinite_skipped,
-        "seed": int(cfg["trainer"]["seed"]),
+        "seed": cfg.trainer.seed,
     }
     if torch.cuda.is_available() and parts.env.device.type == "cuda":
         summary["peak_cuda_mib"] = torch.cuda.max_memory_allocated(parts.env.device) / 2**20

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from adamae_rl.cli import RunError
-from adamae_rl.schema import resumable_keys, with_added_defaults
+from adamae_rl.schema import TrainConfig, as_config, resumable_keys, stored_config
 from adamae_rl.utils import checkpoint as ckpt_io
 from adamae_rl.utils.distributed import Process, barrier, gather_objects
 from adamae_rl.utils.files import atomic_write_text
@@ -54,7 +54,7 @@ class Progress:
         return means
 
 
-def checkpoint_state(parts: RunParts, progress: Progress, cfg: dict) -> dict:
+def checkpoint_state(parts: RunParts, progress: Progress, cfg: TrainConfig) -> dict:
     """Everything a resumed run needs, as tensors and plain values (``weights_only``-loadable)."""
     return {
         "step": progress.step,
@@ -72,7 +72,7 @@ def checkpoint_state(parts: RunParts, progress: Progress, cfg: dict) -> dict:
         "sched_policy": parts.sched_policy.state_dict() if parts.learnable else None,
         "train_stream": parts.env.clips.state_dict(),
         "scaler": parts.scaler.state_dict() if parts.scaler is not None else None,
-        "config": cfg,
+        "config": cfg.as_dict(),  # plain values: a checkpoint loads with weights_only
     }
 
 
@@ -110,7 +110,7 @@ def restore(parts: RunParts, progress: Progress, state: dict, proc: Process = Pr
 
 
 def save_checkpoint(
-    parts: RunParts, progress: Progress, cfg: dict, run_dir: Path, periodic: bool, proc: Process = Process()
+    parts: RunParts, progress: Progress, cfg: TrainConfig, run_dir: Path, periodic: bool, proc: Process = Process()
 ) -> Path:
     """Refresh ``last.pt`` (and, when ``periodic``, write ``step_XXXXXX.pt`` and prune old ones).
 
@@ -126,19 +126,19 @@ def save_checkpoint(
         ckpt_io.atomic_save(state, last)
         if periodic:
             ckpt_io.atomic_save(state, folder / f"step_{progress.step:06d}.pt")
-            ckpt_io.prune_periodic(folder, int(cfg["trainer"]["keep_checkpoints"]))
+            ckpt_io.prune_periodic(folder, cfg.trainer.keep_checkpoints)
     barrier()
     return last
 
 
-def find_resume(cfg: dict, run_dir: Path) -> dict | None:
+def find_resume(cfg: TrainConfig, run_dir: Path) -> dict | None:
     """The checkpoint to resume from, per ``trainer.resume`` (auto | never | a path).
 
     With ``auto``, an unreadable ``last.pt`` (torn, empty, garbage) falls back to the newest
     readable periodic checkpoint, with a warning naming the bad file. A checkpoint written with
     a different config (beyond the resumable keys) is refused.
     """
-    request = str(cfg["trainer"]["resume"])
+    request = cfg.trainer.resume
     if request in NEVER:
         return None
     if request == "auto":
@@ -152,7 +152,7 @@ def find_resume(cfg: dict, run_dir: Path) -> dict | None:
     stored = state.get("config")
     if not isinstance(stored, dict):
         raise RunError(f"{path} holds no run configuration; it is not a training checkpoint")
-    changed = sorted(config_diff(with_added_defaults(stored), cfg) - resumable_keys())
+    changed = sorted(config_diff(stored_config(stored), cfg.as_dict()) - resumable_keys())
     if changed:
         raise RunError(
             f"{path} was written by a run with a different config ({', '.join(changed)}); "
@@ -169,10 +169,12 @@ def config_diff(old: Any, new: Any, prefix: str = "") -> set[str]:
     return set() if old == new else {prefix.rstrip(".")}
 
 
-def write_run_config(cfg: dict, run_dir: Path, overrides: list[str] | None = None) -> None:
-    """``config.yaml`` (the resolved config) and ``overrides.yaml`` (the command line's overrides)."""
+def write_run_config(cfg: TrainConfig | dict, run_dir: Path, overrides: list[str] | None = None) -> None:
+    """``config.yaml`` (every value the run uses, defaults included) and ``overrides.yaml`` (the
+    command line's overrides)."""
     import yaml
 
+    cfg = as_config(cfg).as_dict()
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(cfg, sort_keys=False))
     if overrides is not None:
