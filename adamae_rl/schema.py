@@ -29,7 +29,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
 
 from adamae_rl.config import import_plugins
-from adamae_rl.data.synthetic import BACKGROUNDS, LABELS
+from adamae_rl.data.synthetic import BACKGROUNDS, DEFAULT_BACKGROUND, LABELS
+from adamae_rl.data.video import DEFAULT_DECODE_SHORT_SIDE, DEFAULT_MAX_SKIP_SHARE, DEFAULT_STRICT, SamplingOptions
 from adamae_rl.errors import ConfigError
 from adamae_rl.models.videomae import MAEConfig
 from adamae_rl.utils.signature import describe_error, signature_problems
@@ -170,32 +171,34 @@ class SyntheticData(_Section):
     label: Literal[LABELS] = resumable("direction")
     # The background's kind: smooth (0.25-1 colour-wave cycle per frame side) leaves the MAE's
     # error on the moving shapes; fine (1-4 cycles) is the ablation benchmark's harder background.
-    background: Literal[BACKGROUNDS] = "smooth"
+    background: Literal[BACKGROUNDS] = DEFAULT_BACKGROUND
     num_workers: int = resumable(ge=0)
 
 
 class VideoData(_Section):
+    """``data=video``; the sampling defaults are :class:`~adamae_rl.data.video.SamplingOptions`'."""
+
     name: Literal["video"]
     train_list: str | None = None
     val_list: str | None = None
     root: str | None = None
-    temporal_mode: Literal["dense", "segments"]
-    sampling_rate: int = Field(ge=1)
-    scales: list[float] = Field(min_length=1)
-    max_distort: int = Field(ge=0)
-    flip: bool
-    repeat: int = Field(ge=1)
-    # Resumable: a run started before "auto" (null, native size) may continue at the new default;
-    # the clips differ by scaler rounding, as between decoders.
-    decode_short_side: Literal["auto"] | Annotated[int, Field(ge=1)] | None = resumable("auto")
-    decode_threads: int = Field(ge=0)
-    # Every backend gives the same frames, so a resumed run may switch (or predate these keys).
-    decoder: str = resumable("auto")
-    decode_device: str = resumable("cpu")
+    temporal_mode: Literal["dense", "segments"] = SamplingOptions.temporal_mode
+    sampling_rate: int = Field(SamplingOptions.sampling_rate, ge=1)
+    scales: list[float] = Field(list(SamplingOptions.scales), min_length=1)
+    max_distort: int = Field(SamplingOptions.max_distort, ge=0)
+    flip: bool = SamplingOptions.flip
+    repeat: int = Field(SamplingOptions.repeat, ge=1)
+    # Resumable: the decoded size changes the clips only by the scaler's rounding, as a change of
+    # decoder does.
+    decode_short_side: Literal["auto"] | Annotated[int, Field(ge=1)] | None = resumable(DEFAULT_DECODE_SHORT_SIDE)
+    decode_threads: int = Field(SamplingOptions.decode_threads, ge=0)
+    # Every backend gives the same frames, so a resumed run may switch.
+    decoder: str = resumable(SamplingOptions.decoder)
+    decode_device: str = resumable(SamplingOptions.decode_device)
     num_workers: int = resumable(ge=0)
     persistent_workers: bool = resumable()
-    strict: bool
-    max_skip_share: float = Field(ge=0, le=1)
+    strict: bool = DEFAULT_STRICT
+    max_skip_share: float = Field(DEFAULT_MAX_SKIP_SHARE, ge=0, le=1)
 
     @field_validator("scales")
     @classmethod

@@ -117,3 +117,22 @@ def test_legacy_defaults_apply_only_to_stored_runs() -> None:
     assert restored["optim"]["policy_eps"] == 1e-8 and restored["data"]["background"] == "fine"
     assert stored_config(old)["data"]["background"] == "fine"
     assert "background" not in old["data"]  # the stored config itself is left as it was
+
+
+@pytest.mark.parametrize("source", ["synthetic", "video"])
+def test_built_in_sources_take_the_yaml_defaults(source: str) -> None:
+    """A library call that leaves a data option out gets the value a training run's YAML gives it."""
+    import inspect
+
+    from adamae_rl.data.factory import DATA_SOURCES
+    from adamae_rl.data.video import sampling_options
+
+    yaml_values = _composed(f"data={source}")["data"]
+    differ = {}
+    for name, param in inspect.signature(DATA_SOURCES.get(source)).parameters.items():
+        if name in yaml_values and param.default is not inspect.Parameter.empty and yaml_values[name] != param.default:
+            differ[name] = (yaml_values[name], param.default)
+    if source == "video":  # options read from the config's keys, each with one fallback
+        from_yaml, left_out = sampling_options(yaml_values, train=True, img_size=64), sampling_options({}, train=True, img_size=64)
+        differ.update({k: (getattr(from_yaml, k), v) for k, v in vars(left_out).items() if getattr(from_yaml, k) != v})
+    assert not differ, f"data={source}: YAML value vs library default {differ}"

@@ -31,7 +31,7 @@ import torch
 from tqdm import tqdm
 
 from adamae_rl.data.factory import VAL_SEED_OFFSET
-from adamae_rl.data.synthetic import BACKGROUNDS, render_clip
+from adamae_rl.data.synthetic import BACKGROUNDS, DEFAULT_BACKGROUND, render_clip
 from adamae_rl.data.video import save_fg_mask
 from adamae_rl.utils.files import OutputDir, atomic_write_text
 
@@ -71,7 +71,7 @@ def _encode(path: Path, pixels: torch.Tensor, fps: int) -> None:
 
 def write_split(
     out: OutputDir | Path, split: str, count: int, seed: int, frames: int, size: int, max_shapes: int,
-    background: str = "smooth",
+    background: str = DEFAULT_BACKGROUND,
 ) -> Path:
     """Render ``count`` clips into ``out/split/`` and write ``out/split.txt``.
 
@@ -118,7 +118,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--size", type=int, default=64, help="frame side in pixels (even)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-shapes", type=int, default=3)
-    parser.add_argument("--background", choices=BACKGROUNDS, default="smooth", help="the clips' background kind")
+    parser.add_argument("--background", choices=BACKGROUNDS, default=DEFAULT_BACKGROUND, help="the clips' background kind")
     parser.add_argument("--force", action="store_true", help="overwrite files in OUT_DIR that this command did not write")
     args = parser.parse_args(argv)
     if args.size % 2 or args.size < 2:

@@ -376,6 +376,15 @@ class SamplingOptions:
             raise ConfigError(f"scales must be a non-empty list of values in (0, 1], got {self.scales}")
 
 
+# data.decode_short_side: "auto" decodes at the smallest size the random crops need (see
+# resolve_decode_short_side); SamplingOptions holds the resolved size (None: native).
+DEFAULT_DECODE_SHORT_SIDE = "auto"
+# What data=video does with bad videos unless told otherwise: skip them (counted, logged) until
+# more than half of the clips drawn so far were skipped.
+DEFAULT_STRICT = False
+DEFAULT_MAX_SKIP_SHARE = 0.5
+
+
 class VideoClips(Dataset):
     """Clips from a list of videos, decoded with the backend ``options.decoder`` names.
 
@@ -401,8 +410,8 @@ class VideoClips(Dataset):
         geometry: ClipGeometry,
         options: SamplingOptions = SamplingOptions(),
         train: bool = True,
-        strict: bool = False,
-        max_skip_share: float = 0.5,
+        strict: bool = DEFAULT_STRICT,
+        max_skip_share: float = DEFAULT_MAX_SKIP_SHARE,
     ) -> None:
         if not entries:
             raise InputFileError("no videos given")
@@ -556,21 +565,26 @@ def sampling_options(cfg: Mapping[str, Any], train: bool, img_size: int | None =
     ``img_size``: the model's, needed for ``decode_short_side: auto`` (without it, ``auto``
     decodes at the native size).
     """
-    scales = tuple(float(s) for s in cfg.get("scales", SamplingOptions.scales))
-    short_side = cfg.get("decode_short_side")
+    base = SamplingOptions()  # a key the config leaves out takes its default here, the only one
+
+    def get(key: str) -> Any:
+        return cfg.get(key, getattr(base, key))
+
+    scales = tuple(float(s) for s in get("scales"))
+    short_side = cfg.get("decode_short_side", DEFAULT_DECODE_SHORT_SIDE)
     if short_side == "auto":
         short_side = None if img_size is None else resolve_decode_short_side("auto", img_size, scales)
     return SamplingOptions(
-        sampling_rate=int(cfg.get("sampling_rate", 4)),
-        temporal_mode=str(cfg.get("temporal_mode", "dense")),
+        sampling_rate=int(get("sampling_rate")),
+        temporal_mode=str(get("temporal_mode")),
         scales=scales,
-        max_distort=int(cfg.get("max_distort", 1)),
-        flip=bool(cfg.get("flip", False)),
-        repeat=int(cfg.get("repeat", 1)) if train else 1,
+        max_distort=int(get("max_distort")),
+        flip=bool(get("flip")),
+        repeat=int(get("repeat")) if train else 1,
         decode_short_side=None if short_side is None else int(short_side),
-        decode_threads=int(cfg.get("decode_threads", 1)),
-        decoder=str(cfg.get("decoder", "auto")),
-        decode_device=str(cfg.get("decode_device", "cpu")),
+        decode_threads=int(get("decode_threads")),
+        decoder=str(get("decoder")),
+        decode_device=str(get("decode_device")),
     )
 
 
@@ -594,8 +608,8 @@ def build_video_dataset(cfg: Mapping[str, Any], split: str, geometry: ClipGeomet
         geometry,
         sampling_options(cfg, train, geometry.img_size),
         train=train,
-        strict=bool(cfg.get("strict", False)),
-        max_skip_share=float(cfg.get("max_skip_share", 0.5)),
+        strict=bool(cfg.get("strict", DEFAULT_STRICT)),
+        max_skip_share=float(cfg.get("max_skip_share", DEFAULT_MAX_SKIP_SHARE)),
     )
 
 
