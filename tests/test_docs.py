@@ -153,3 +153,14 @@ def test_docs_site_builds_strict(tmp_path: Path) -> None:
     page = (tmp_path / "site" / "reference" / "config" / "index.html").read_text(encoding="utf-8")
     assert "trainer.max_steps" in page  # the generated reference, not the marker
     assert "config-reference" not in page
+
+
+def test_citation_cites_the_toolkit_and_the_papers_it_implements() -> None:
+    import yaml
+
+    citation = yaml.safe_load((REPO / "CITATION.cff").read_text(encoding="utf-8"))
+    assert citation["type"] == "software" and "adamae_rl" in citation["title"]
+    version = re.search(r'^version = "([^"]+)"', (REPO / "pyproject.toml").read_text(encoding="utf-8"), flags=re.M)
+    assert str(citation["version"]) == version.group(1)
+    identifiers = {i["value"] for ref in citation["references"] for i in ref.get("identifiers", [])}
+    assert {"arXiv:2211.09120", "arXiv:2203.12602"} <= identifiers  # AdaMAE, VideoMAE
