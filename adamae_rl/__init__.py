@@ -11,6 +11,7 @@ learnable policy::
 """
 
 import multiprocessing as _mp
+from importlib import metadata as _metadata
 
 # Importing TorchRL sets Python's global multiprocessing start method to "spawn"; a library import
 # must not change the process it is imported into, so the caller's setting (often: none yet) is put
@@ -24,7 +25,10 @@ from adamae_rl.policies import LearnablePolicy, list_policies, register_policy  
 if _mp.get_start_method(allow_none=True) != _start_method:
     _mp.set_start_method(_start_method, force=True)
 
-__version__ = "0.1.0"
+try:  # the installed distribution's version, so that pyproject.toml is its one source
+    __version__ = _metadata.version("adamae_rl")
+except _metadata.PackageNotFoundError:  # imported from a source tree that is not installed
+    __version__ = "0+unknown"
 __all__ = [
     "make_env", "make_policy", "make_objective", "list_policies", "register_policy", "LearnablePolicy",
     "foreground_enrichment",

@@ -191,7 +191,7 @@ def gap_lines(report: dict, protocol: str, pretrained: float, random_init: float
             "Pre-training shows with a "
             "longer run (trainer.max_steps=...), the probe that keeps where and when things move "
             "(--probe-pool grid; a mean over all tokens erases motion direction), or fine-tuning; see the "
-            "README's 'What pre-training shows at the demo's budget'."
+            "results page docs/results/demo-budget.md."
         )
     return lines
 

@@ -31,7 +31,7 @@ from adamae_rl.data import SyntheticClips
 from adamae_rl.envs import MaskedVideoGymEnv
 from adamae_rl.metrics import foreground_enrichment
 
-# The fine background (data.background=fine), where the figures in the README were measured: on the
+# The fine background (data.background=fine), where the figures in docs/results/gymnasium-ppo.md were measured: on the
 # smooth default this small setting's PPO reaches 1.10 (seed 0) instead of 1.31.
 BACKGROUND = "fine"
 CLIPS = dict(num_frames=4, img_size=32, patch_size=8, tubelet_size=2, background=BACKGROUND)  # grid 2 x 4 x 4 = 32 tokens

@@ -1,7 +1,7 @@
 """TorchRL's collector, ClipPPOLoss and a critic train the masking policy while the MAE trains.
 
     python examples/torchrl_ppo.py                                  # PPO with a critic, seed 0
-    python examples/torchrl_ppo.py --compare --seeds 0 1 2          # the README's table
+    python examples/torchrl_ppo.py --compare --seeds 0 1 2          # docs/results/estimators.md
 
 Every estimator here learns from what a TorchRL ``Collector`` gathers (no graph: the objectives
 re-run the policy on the stored observation and score the stored action), and the MAE learns from

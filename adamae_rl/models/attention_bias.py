@@ -13,7 +13,7 @@ everywhere. The distance is Euclidean in token units:
 Why: a small MAE trained for a few hundred steps at a 90% mask ratio never learns which visible
 tokens lie next to a masked one when position is only an added table, and stays at predicting
 each clip's mean colour; with the bias, attention starts local and the held-out loss leaves that
-level within the first 200 steps (README, "What the synthetic benchmark can and cannot tell").
+level within the first 200 steps (docs/results/synthetic-benchmark.md).
 """
 
 from __future__ import annotations
