@@ -159,10 +159,10 @@ def _section_rows(prefix: str, model: Any, defaults: dict[str, Any], comments: d
         annotation = info.annotation
         nested = [a for a in (annotation, *typing.get_args(annotation))
                   if isinstance(a, type) and issubclass(a, BaseModel)]
-        if nested:  # a section of its own, listed in its own table
-            continue
         if name in groups:  # a config group: its keys are listed in the group's own table
             rows.append(f"| `{prefix}{name}` | config group | `{groups[name]}` | | | its keys: section `{name}` below |")
+            continue
+        if nested:  # a section of its own, listed in its own table
             continue
         if name in defaults:
             default = _fmt(defaults[name])
