@@ -73,7 +73,7 @@ def test_compile_failure_is_a_warning_and_the_step_runs_eagerly(monkeypatch: pyt
     [
         (["nosuch"], "error: unknown bench configuration 'nosuch'; known: tiny, vit_s_224, vit_s_224_dual, vit_s_224_tube, vit_b_224"),
         (["tiny", "--steps", "0"], "error: --steps must be at least 1, got 0"),
-        (["tiny", "policy=nosuch", "--steps", "1"], "error: unknown policy 'nosuch'"),
+        (["tiny", "policy=nosuch", "--steps", "1"], "error: policy: unknown policy 'nosuch'"),
     ],
 )
 def test_bad_input_is_one_line(args: list[str], message: str, capsys: pytest.CaptureFixture) -> None:
