@@ -163,3 +163,12 @@ def test_cell_overrides_must_be_a_list() -> None:
     grid = {"name": "g", "cells": [{"case": "a", "overrides": "policy=random"}]}
     with pytest.raises(ConfigError, match="grid cell 0 \\(a\\): overrides must be a list of KEY=VALUE strings"):
         expand_grid(grid, [0])  # a string used to become one override per character
+
+
+def test_a_baseline_that_names_no_row_fails_before_any_training() -> None:
+    from adamae_rl.errors import ConfigError
+
+    assert compose_config([])["report"]["baseline"] == "auto"
+    assert compose_config(['report.baseline="random r=0.9"'])["report"]["baseline"] == "random r=0.9"
+    with pytest.raises(ConfigError, match="report.baseline='nope' names no grid row; give auto, none or one of"):
+        compose_config(["report.baseline=nope"])
