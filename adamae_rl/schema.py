@@ -211,6 +211,16 @@ class DecoderMaskConfig(_Section):
     ratio: float = Field(0.5, gt=0, lt=1)
 
 
+class LoggerConfig(_Section):
+    """Where the run's metrics go besides ``metrics.jsonl`` (``logger=tensorboard|wandb|none``;
+    :mod:`adamae_rl.utils.logs`). Logging never changes what a run computes, so every key is resumable."""
+
+    name: Literal["tensorboard", "wandb", "none"] = resumable("tensorboard")
+    project: str = resumable("adamae_rl", min_length=1)  # W&B project
+    entity: str | None = resumable(None)  # W&B team or user (null: the account's default)
+    mode: Literal["online", "offline", "disabled"] = resumable("online")  # W&B: offline writes RUN_DIR/wandb only
+
+
 class TrainConfig(_Section):
     policy: dict[str, Any]
     model: ModelConfig  # type: ignore[valid-type]
@@ -223,6 +233,8 @@ class TrainConfig(_Section):
     run_dir: str = resumable(min_length=1)
     trainer: TrainerConfig
     optim: OptimConfig
+    # Resumable: runs written before the section existed logged to TensorBoard.
+    logger: LoggerConfig = resumable(LoggerConfig())
 
 
 def validate_config(cfg: Mapping[str, Any]) -> dict[str, Any]:

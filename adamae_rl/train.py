@@ -39,8 +39,9 @@ from adamae_rl.training.state import Progress, find_resume, restore, save_checkp
 from adamae_rl.utils import checkpoint as ckpt_io
 from adamae_rl.utils.distributed import Process, agree_any, agree_max, init_process, shutdown
 from adamae_rl.utils.files import atomic_write_json
-from adamae_rl.utils.logs import MetricLog
+from adamae_rl.utils.logs import MetricLog, check_logger, flatten_config
 from adamae_rl.utils.rundir import RunDirLock, claim_run_dir
+from adamae_rl.visualization.figures import training_figure
 
 log = logging.getLogger("adamae_rl.train")
 
@@ -54,6 +55,7 @@ def run(cfg: dict, run_dir: Path, overrides: list[str] | None = None) -> dict:
     is accepted (a refused resume writes nothing into the run directory).
     """
     validate_config(cfg)
+    check_logger(cfg.get("logger"))
     check_run_dir(run_dir)
     proc, device = init_process(cfg["trainer"]["device"])
     # auto becomes what runs here, so that config.yaml records it and a resume compares it.
@@ -99,7 +101,7 @@ def train(cfg: dict, run_dir: Path, proc: Process, device: torch.device, overrid
     if resumed is not None:
         restore(parts, progress, resumed, proc)
         log.info("resumed from %s at step %d", run_dir / "checkpoints", progress.step)
-    metrics_log = MetricLog(run_dir, trainer["tensorboard"], progress.step if resumed else None) if proc.is_main else None
+    metrics_log = MetricLog(run_dir, trainer["tensorboard"], progress.step if resumed else None, cfg.get("logger")) if proc.is_main else None
     if proc.is_main:
         write_run_config(cfg, run_dir, overrides)
         log.info("run directory: %s", run_dir.resolve())
@@ -154,6 +156,8 @@ def train(cfg: dict, run_dir: Path, proc: Process, device: torch.device, overrid
                 if metrics_log:
                     metrics_log.log(step, progress.last_eval)
                     log.info("step %d: %s", step, hooks.fmt(progress.last_eval))
+                if metrics_log and metrics_log.wants_figures:
+                    metrics_log.log_figure("eval/masks", training_figure(parts.model, parts.policy_module, parts.val_env, trainer["seed"], f"step {step}"), step)
             if step % trainer["ckpt_every"] == 0 or step == max_steps:  # every process: its RNG state goes in
                 save_checkpoint(parts, progress, cfg, run_dir, periodic=step % trainer["ckpt_every"] == 0, proc=proc)
             if bar is not None:
@@ -182,6 +186,7 @@ def train(cfg: dict, run_dir: Path, proc: Process, device: torch.device, overrid
         atomic_write_json(run_dir / "summary.json", summary)
         log.info("summary: %s", hooks.fmt(summary))
     if metrics_log:
+        metrics_log.log_hparams(flatten_config(cfg), progress.last_eval)
         metrics_log.close()
     shutdown()
     return summary

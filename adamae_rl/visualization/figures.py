@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from adamae_rl.models.videomae import VideoMAE
-from adamae_rl.visualization.render import Rendering, colorize, mask_overlay, tokens_to_pixels
+from adamae_rl.visualization.render import Rendering, colorize, mask_overlay, tokens_to_pixels, training_snapshot
 
 COLUMNS = ("input", "mask (grey = masked)", "reconstruction", "error", "policy score")
 ERROR_CMAP, PROB_CMAP = "inferno", "viridis"
@@ -169,6 +169,13 @@ def comparison_figure(renderings: Sequence[Rendering], names: Sequence[str], mod
         _colorbar(fig, axes[:, :], ERROR_CMAP, error_max, "squared error")
     fig.suptitle(title, fontsize=9)
     return fig
+
+
+def training_figure(model: VideoMAE, policy, env, seed: int, title: str, clips: int = 2):
+    """The overview sheet of the first ``clips`` clips of a held-out ``env``, for logging during
+    training: the caller's random state and the modules' modes are left as they were
+    (:func:`~adamae_rl.visualization.render.training_snapshot`)."""
+    return overview_figure(training_snapshot(model, policy, env, seed, clips), model, title)
 
 
 def save_figure(fig, path: Path) -> Path:
