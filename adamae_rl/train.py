@@ -157,7 +157,8 @@ def train(cfg: dict, run_dir: Path, proc: Process, device: torch.device, overrid
                     metrics_log.log(step, progress.last_eval)
                     log.info("step %d: %s", step, hooks.fmt(progress.last_eval))
                 if metrics_log and metrics_log.wants_figures:
-                    metrics_log.log_figure("eval/masks", training_figure(parts.model, parts.policy_module, parts.val_env, trainer["seed"], f"step {step}"), step)
+                    figure = training_figure(parts.model, parts.policy_module, parts.val_env, trainer["seed"], f"step {step}")
+                    metrics_log.log_figure("eval/masks", figure, step)
             if step % trainer["ckpt_every"] == 0 or step == max_steps:  # every process: its RNG state goes in
                 save_checkpoint(parts, progress, cfg, run_dir, periodic=step % trainer["ckpt_every"] == 0, proc=proc)
             if bar is not None:
@@ -317,6 +318,7 @@ def preflight(argv: list[str]) -> None:
     except (HydraException, OmegaConfBaseException) as err:
         raise ConfigError(" ".join(str(err).split())) from None
     validate_config(cfg)
+    check_logger(cfg.get("logger"))
     check_run_dir(cfg["run_dir"])
 
 

@@ -233,3 +233,18 @@ def test_training_snapshot_keeps_the_random_state_and_modes() -> None:
     assert first.input.shape[0] == 2 and first.input.device.type == "cpu" and first.score_label == "p(visible)"
     again = training_snapshot(env.model, pol, env, seed=5, clips=2)
     assert torch.equal(first.mask, again.mask) and torch.equal(first.input, again.input)  # same clips, same draws
+
+
+def test_a_policy_that_cannot_be_rendered_only_skips_the_figure(caplog: pytest.LogCaptureFixture) -> None:
+    import adamae_rl
+    from adamae_rl.visualization.figures import training_figure
+
+    env = adamae_rl.make_env(model="tiny", batch_size=2, mask_ratio=0.75, img_size=32, num_frames=8)
+
+    class NeedsLabels(torch.nn.Module):
+        def forward(self, td):
+            return td["label"]  # a key the rendering's observation does not have
+
+    with caplog.at_level("WARNING", logger="adamae_rl.visualize"):
+        assert training_figure(env.model, NeedsLabels(), env, seed=0, title="t") is None
+    assert "mask figure skipped: rendering the policy failed (KeyError" in caplog.text

@@ -157,7 +157,9 @@ class MetricLog:
             self._wandb.summary.update(final)
 
     def log_figure(self, tag: str, fig: Any, step: int) -> None:
-        """A matplotlib figure as an image at ``step``; the figure is closed."""
+        """A matplotlib figure as an image at ``step``; the figure is closed. ``fig`` None: nothing."""
+        if fig is None:
+            return
         import matplotlib.pyplot as plt
 
         try:

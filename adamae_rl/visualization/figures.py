@@ -15,6 +15,7 @@ Every ``save_*`` writes the format of its path's suffix (``.png``, ``.pdf``, ``.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -23,6 +24,8 @@ import torch
 
 from adamae_rl.models.videomae import VideoMAE
 from adamae_rl.visualization.render import Rendering, colorize, mask_overlay, tokens_to_pixels, training_snapshot
+
+log = logging.getLogger("adamae_rl.visualize")
 
 COLUMNS = ("input", "mask (grey = masked)", "reconstruction", "error", "policy score")
 ERROR_CMAP, PROB_CMAP = "inferno", "viridis"
@@ -174,8 +177,17 @@ def comparison_figure(renderings: Sequence[Rendering], names: Sequence[str], mod
 def training_figure(model: VideoMAE, policy, env, seed: int, title: str, clips: int = 2):
     """The overview sheet of the first ``clips`` clips of a held-out ``env``, for logging during
     training: the caller's random state and the modules' modes are left as they were
-    (:func:`~adamae_rl.visualization.render.training_snapshot`)."""
-    return overview_figure(training_snapshot(model, policy, env, seed, clips), model, title)
+    (:func:`~adamae_rl.visualization.render.training_snapshot`).
+
+    Returns None, with a warning, when the policy cannot be rendered (a plug-in policy that reads
+    more than a clip's observation): a diagnostic figure never stops a training run.
+    """
+    try:
+        rendering = training_snapshot(model, policy, env, seed, clips)
+    except Exception as err:  # noqa: BLE001 - any failure of a plug-in policy: warn, keep training
+        log.warning("mask figure skipped: rendering the policy failed (%s: %s)", type(err).__name__, err)
+        return None
+    return overview_figure(rendering, model, title)
 
 
 def save_figure(fig, path: Path) -> Path:

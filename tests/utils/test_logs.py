@@ -222,3 +222,20 @@ def test_logger_none_and_the_schema(tmp_path: Path) -> None:
     assert not config_diff(with_added_defaults(stored), cfg) - resumable_keys()
     run = smoke_run(tmp_path / "n", "policy=random", "logger=none", "trainer.tensorboard=true")
     assert not (run / "tb").exists() and not (run / "wandb").exists() and (run / "metrics.jsonl").is_file()
+
+
+def test_train_without_wandb_refuses_before_creating_the_run_dir(tmp_path: Path) -> None:
+    import subprocess
+
+    from helpers_cli import cli_env
+
+    code = ("import sys; sys.modules['wandb'] = None; "  # as if wandb were not installed
+            f"sys.argv = ['train', 'experiment=smoke', 'logger=wandb', 'run_dir={tmp_path / 'r'}']; "
+            "from adamae_rl.train import main; main()")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=cli_env(), timeout=300,
+                            cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        "error: logger=wandb needs the wandb package: pip install 'adamae_rl[wandb]' (or pip install wandb); "
+        "logger=tensorboard and logger=none need nothing more")
+    assert not (tmp_path / "r").exists()
