@@ -215,7 +215,6 @@ def _run_text(out: Path, cells: Sequence[Cell]) -> tuple[str, str]:
     return "n/a", "n/a"
 
 
-
 # --------------------------------------------------------------------------------------------------
 # Short names and the baseline
 # --------------------------------------------------------------------------------------------------
@@ -257,8 +256,8 @@ def short_names(cells: Sequence[Cell]) -> dict[int, str]:
         settings = {r: dict(o.lstrip("+~").partition("=")[::2] for o in rows[r].overrides) for r in siblings}
         keys = [k for k in dict.fromkeys(k for r in siblings for k in settings[r])
                 if len({settings[r].get(k) for r in siblings}) > 1]
-        parts = [" ".join("=".join(_short_override(f"{k}={settings[row][k]}")) for k in keys if k in settings[row])]
-        names[row] = " ".join([cell.case, *[p for p in parts if p]])
+        distinct = " ".join("=".join(_short_override(f"{k}={settings[row][k]}")) for k in keys if k in settings[row])
+        names[row] = f"{cell.case} {distinct}".strip()
     counts: dict[str, int] = {}
     for name in names.values():
         counts[name] = counts.get(name, 0) + 1
@@ -306,7 +305,7 @@ DIFF_METRICS = (
     ("fg_enrichment", "fg enrichment", 1.0, 2),
     ("final_loss_recon_reference", "held-out loss, reference masks", 1.0, 4),
 )
-DIFF_CSV_FIELDS = ("short", "case", "overrides", "baseline", "metric", "n", "seeds", "mean_diff", "ci_low", "ci_high",
+DIFF_CSV_FIELDS = ("short", "case", "overrides", "baseline", "metric", "label", "n", "seeds", "mean_diff", "ci_low", "ci_high",
                    "ci_half_width", "confidence")
 
 
@@ -364,20 +363,21 @@ def difference_section(cells: Sequence[Cell], rows: Sequence[dict], baseline: in
 
 
 def write_difference_csv(cells: Sequence[Cell], rows: Sequence[dict], baseline: int | None, path: Path) -> Path:
-    """One line per grid row and metric: the paired difference from the baseline and its interval
-    (only the header when there is no baseline)."""
+    """One line per grid row and metric: the paired difference from the baseline and its interval,
+    in the units of ``label`` (top-1 in points), or only the header when there is no baseline."""
     names = short_names(cells)
     with open(path, "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=DIFF_CSV_FIELDS)
         writer.writeheader()
         if baseline is None:
             return path
+        labels = {key: label for key, label, _, _ in DIFF_METRICS}
         for row, metrics in sorted(differences(cells, rows, baseline).items()):
             cell = next(c for c in cells if c.row == row)
             for key, d in metrics.items():
                 writer.writerow({
                     "short": names[row], "case": cell.case, "overrides": " ".join(cell.overrides),
-                    "baseline": names[baseline], "metric": key, "n": d.n, "seeds": " ".join(map(str, d.seeds)),
+                    "baseline": names[baseline], "metric": key, "label": labels[key], "n": d.n, "seeds": " ".join(map(str, d.seeds)),
                     "mean_diff": d.mean, "ci_low": d.low, "ci_high": d.high, "ci_half_width": d.half_width,
                     "confidence": d.confidence,
                 })

@@ -132,6 +132,7 @@ def test_one_seed_says_the_interval_is_undefined(tmp_path) -> None:
     tube = next(r for r in lines if r["short"] == "tube r=0.75" and r["metric"] == "top1")
     assert float(tube["mean_diff"]) == pytest.approx(-2.0) and tube["ci_low"] == "" and tube["n"] == "1"
     assert tube["baseline"] == "random r=0.75" and tube["overrides"] == "policy=tube mask_ratio=0.75"
+    assert tube["label"] == "top-1 (points)"
     assert len(lines) == 6 * 3  # rows x compared figures
 
 
