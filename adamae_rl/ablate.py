@@ -12,8 +12,17 @@ Configs: ``adamae_rl/configs_ablate/ablate.yaml`` (budget, evaluation, seeds, ou
 ``grid/`` (``mask_type``, ``ratios``, ``sampler``, ``decoder``, ``objective``). Each cell is a
 subprocess ``python -m adamae_rl.train ... run_dir=OUT/cells/<cell>`` followed by
 ``python -m adamae_rl.finetune OUT/cells/<cell>``; logs go to ``OUT/logs``. At the end:
-``OUT/ablation.md`` (table + budget line), ``OUT/ablation.csv`` (one line per cell and seed) and
-``OUT/ablation.png``. Arguments after ``--`` are training overrides added to every cell (the
+``OUT/ablation.md`` (table + budget line, each row's paired difference from the baseline row, the
+short names' overrides), ``OUT/ablation.csv`` (one line per cell and seed), ``OUT/ablation_diff.csv``
+(one line per row and compared figure: mean difference, 95% interval, paired seeds),
+``OUT/ablation.tex`` (the table for a paper, booktabs) and ``OUT/ablation.png`` / ``.pdf``.
+
+``report.baseline`` picks the row every other row is compared with: ``auto`` (default: the first
+row with ``policy=random``, else the first row), ``none``, a short name (``'report.baseline="random
+r=0.9"'``) or a case label that names one row. Runs are paired by seed; the interval is a t
+interval with n - 1 degrees of freedom over the paired seeds (undefined with one seed). Short
+names are the case label plus the overrides that tell rows with the same label apart
+(``random r=0.9``); a grid cell may give its own with ``short: NAME``. Arguments after ``--`` are training overrides added to every cell (the
 same as ``'train_overrides=["trainer.device=cuda"]'``). Finished cells are skipped, so the same command continues an interrupted
 ablation; SIGINT/SIGTERM stop the running cell at a checkpoint.
 """
@@ -26,8 +35,9 @@ from pathlib import Path
 
 from adamae_rl.config import plain
 from adamae_rl.cli import run_command, setup_logging, strip_debug_flag
-from adamae_rl.ablation.runner import run_ablation
-from adamae_rl.ablation.report import budget_line, cell_row, markdown_table, write_csv, write_plot
+from adamae_rl.ablation.runner import expand_grid, run_ablation
+from adamae_rl.ablation.report import (budget_line, cell_row, difference_section, latex_table, markdown_table,
+                                       resolve_baseline, write_csv, write_difference_csv, write_plot)
 from adamae_rl.data.synthetic import BACKGROUNDS
 from adamae_rl.errors import ConfigError, InputFileError
 from adamae_rl.utils.files import OutputDir, atomic_write_text, read_bounded
@@ -35,7 +45,7 @@ from adamae_rl.utils.files import OutputDir, atomic_write_text, read_bounded
 log = logging.getLogger("adamae_rl.ablate")
 
 CONFIG_DIR = Path(__file__).parent / "configs_ablate"
-OUTPUT_FILES = ("ablation.md", "ablation.csv", "ablation.png")
+OUTPUT_FILES = ("ablation.md", "ablation.csv", "ablation_diff.csv", "ablation.tex", "ablation.png", "ablation.pdf")
 
 
 def split_argv(argv: list[str]) -> tuple[list[str], list[str]]:
@@ -68,7 +78,14 @@ def compose_config(overrides: list[str], train_overrides: list[str] | None = Non
     background = out["budget"].get("background")
     if background is not None and background not in BACKGROUNDS:
         raise ConfigError(f"budget.background must be one of {', '.join(BACKGROUNDS)} or null; got {background!r}")
+    # a baseline that names no row fails now, not after hours of training
+    resolve_baseline(expand_grid(out["grid"], out["seeds"]), baseline_choice(out))
     return out
+
+
+def baseline_choice(cfg: dict) -> str | None:
+    """``report.baseline`` (``auto`` when the config has no report section)."""
+    return (cfg.get("report") or {}).get("baseline", "auto")
 
 
 def load_grid_file(path: Path) -> dict:
@@ -120,13 +137,20 @@ def claim_outputs(cfg: dict) -> OutputDir:
 
 
 def write_outputs(cfg: dict, cells, records, wall_s: float) -> list[Path]:
-    """ablation.md, ablation.csv and ablation.png in ``cfg['out']``."""
+    """The files of ``OUTPUT_FILES`` in ``cfg['out']``."""
     out = Path(cfg["out"])
     rows = [cell_row(cell, record, out) for cell, record in zip(cells, records)]
     title = f"{cfg['grid'].get('title', cfg['grid']['name'])} (grid {cfg['grid']['name']})"
+    baseline = resolve_baseline(cells, baseline_choice(cfg))
     table = markdown_table(cells, rows, title, budget_line(cfg, cells, rows, wall_s))
-    atomic_write_text(out / "ablation.md", table)
-    return [out / "ablation.md", write_csv(rows, out / "ablation.csv"), write_plot(cells, rows, out / "ablation.png", title)]
+    atomic_write_text(out / "ablation.md", table + "\n" + difference_section(cells, rows, baseline))
+    label = "tab:ablation-" + "".join(ch if ch.isalnum() else "-" for ch in str(cfg["grid"]["name"]))
+    atomic_write_text(out / "ablation.tex", latex_table(cells, rows, title, baseline, label))
+    return [
+        out / "ablation.md", write_csv(rows, out / "ablation.csv"),
+        write_difference_csv(cells, rows, baseline, out / "ablation_diff.csv"), out / "ablation.tex",
+        *(write_plot(cells, rows, out / f"ablation.{ext}", title, baseline) for ext in ("png", "pdf")),
+    ]
 
 
 def main(argv: list[str] | None = None) -> None:

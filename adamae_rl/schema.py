@@ -226,6 +226,16 @@ class DecoderMaskConfig(_Section):
     ratio: float = Field(0.5, gt=0, lt=1)
 
 
+class LoggerConfig(_Section):
+    """Where the run's metrics go besides ``metrics.jsonl`` (``logger=tensorboard|wandb|none``;
+    :mod:`adamae_rl.utils.logs`). Logging never changes what a run computes, so every key is resumable."""
+
+    name: Literal["tensorboard", "wandb", "none"] = resumable("tensorboard")
+    project: str = resumable("adamae_rl", min_length=1)  # W&B project
+    entity: str | None = resumable(None)  # W&B team or user (null: the account's default)
+    mode: Literal["online", "offline", "disabled"] = resumable("online")  # W&B: offline writes RUN_DIR/wandb only
+
+
 class PluginSection(BaseModel):
     """A section that names a plug-in (``name``) and carries the plug-in's own options as further
     keys; the options are checked against the plug-in's signature by :func:`validate_config`."""
@@ -275,6 +285,8 @@ class TrainConfig(_Section):
     run_dir: str = resumable(min_length=1)
     trainer: TrainerConfig
     optim: OptimConfig
+    # Resumable: where the metrics go never changes what a run computes.
+    logger: LoggerConfig = resumable(LoggerConfig())
 
     @field_validator("data", mode="after")
     @classmethod
@@ -304,7 +316,7 @@ class TrainConfig(_Section):
 # schema's defaults. A key added to the schema later belongs here with the value that reproduces
 # the runs written before it.
 LEGACY_DEFAULTS: dict[str, dict[str, Any]] = {
-    "": {"imports": [], "token_grad": False, "decoder_mask": None},
+    "": {"imports": [], "token_grad": False, "decoder_mask": None, "logger": {"name": "tensorboard"}},
     "model": {"init_from": None, "grad_checkpointing": False},
     "trainer": {"max_epochs": None, "accum_steps": 1, "global_batch_size": None, "compile": False},
     "optim": {"min_blr": None, "warmup_epochs": None, "clip_grad": None, "eps": 1e-8, "policy_eps": 1e-8},
@@ -396,7 +408,7 @@ def resumable_keys() -> set[str]:
     """Dotted keys that a resumed run may change (declared with :func:`resumable`)."""
     keys = set()
     sections = (("", TrainConfig), ("trainer.", TrainerConfig), ("model.", ModelConfig), ("data.", SyntheticData),
-                ("data.", VideoData))
+                ("data.", VideoData), ("logger.", LoggerConfig))
     for prefix, section in sections:
         for name, info in section.model_fields.items():
             if (info.json_schema_extra or {}).get("resumable"):

@@ -42,8 +42,9 @@ from adamae_rl.training.state import Progress, find_resume, restore, save_checkp
 from adamae_rl.utils import checkpoint as ckpt_io
 from adamae_rl.utils.distributed import Process, agree_any, agree_max, init_process, shutdown
 from adamae_rl.utils.files import atomic_write_json
-from adamae_rl.utils.logs import MetricLog
+from adamae_rl.utils.logs import MetricLog, check_logger, flatten_config
 from adamae_rl.utils.rundir import RunDirLock, claim_run_dir
+from adamae_rl.visualization.figures import training_figure
 
 log = logging.getLogger("adamae_rl.train")
 
@@ -57,6 +58,7 @@ def run(cfg: TrainConfig | Mapping[str, Any], run_dir: Path, overrides: list[str
     is accepted (a refused resume writes nothing into the run directory).
     """
     cfg = validate_config(cfg)
+    check_logger(cfg.logger.model_dump())
     check_run_dir(run_dir)
     proc, device = init_process(cfg.trainer.device)
     # auto becomes what runs here, so that config.yaml records it and a resume compares it.
@@ -102,7 +104,8 @@ def train(cfg: TrainConfig, run_dir: Path, proc: Process, device: torch.device, 
     if resumed is not None:
         restore(parts, progress, resumed, proc)
         log.info("resumed from %s at step %d", run_dir / "checkpoints", progress.step)
-    metrics_log = MetricLog(run_dir, trainer.tensorboard, progress.step if resumed else None) if proc.is_main else None
+    metrics_log = MetricLog(run_dir, trainer.tensorboard, progress.step if resumed else None,
+                            cfg.logger.model_dump()) if proc.is_main else None
     if proc.is_main:
         write_run_config(cfg, run_dir, overrides)
         log.info("run directory: %s", run_dir.resolve())
@@ -157,6 +160,9 @@ def train(cfg: TrainConfig, run_dir: Path, proc: Process, device: torch.device, 
                 if metrics_log:
                     metrics_log.log(step, progress.last_eval)
                     log.info("step %d: %s", step, hooks.fmt(progress.last_eval))
+                if metrics_log and metrics_log.wants_figures:
+                    figure = training_figure(parts.model, parts.policy_module, parts.val_env, trainer.seed, f"step {step}")
+                    metrics_log.log_figure("eval/masks", figure, step)
             if step % trainer.ckpt_every == 0 or step == max_steps:  # every process: its RNG state goes in
                 save_checkpoint(parts, progress, cfg, run_dir, periodic=step % trainer.ckpt_every == 0, proc=proc)
             if bar is not None:
@@ -185,6 +191,7 @@ def train(cfg: TrainConfig, run_dir: Path, proc: Process, device: torch.device, 
         atomic_write_json(run_dir / "summary.json", summary)
         log.info("summary: %s", hooks.fmt(summary))
     if metrics_log:
+        metrics_log.log_hparams(flatten_config(cfg.as_dict()), progress.last_eval)
         metrics_log.close()
     shutdown()
     return summary
@@ -317,7 +324,9 @@ def preflight(argv: list[str]) -> None:
             cfg = plain(compose("config", overrides=list(argv)))
     except (HydraException, OmegaConfBaseException) as err:
         raise ConfigError(" ".join(str(err).split())) from None
-    check_run_dir(validate_config(cfg).run_dir)
+    cfg = validate_config(cfg)
+    check_logger(cfg.logger.model_dump())
+    check_run_dir(cfg.run_dir)
 
 
 # Config groups whose choices may be registered plug-ins without a config file, and the key that

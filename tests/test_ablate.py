@@ -78,9 +78,12 @@ def test_ablation_runs_skips_and_reruns_only_missing_cells(tmp_path: Path) -> No
 
     first = run_cli("adamae_rl.ablate", *args, cwd=tmp_path)
     assert first.returncode == 0, first.stderr[-3000:]
-    for name in ("ablation.md", "ablation.csv", "ablation.png"):
+    for name in ("ablation.md", "ablation.csv", "ablation_diff.csv", "ablation.tex", "ablation.png", "ablation.pdf"):
         assert (out / name).is_file(), name
     table = (out / "ablation.md").read_text()
+    # one seed: the difference from the baseline (the random row) has no interval
+    assert "### Difference from the baseline: random" in table and "(1 seed: CI undefined)" in table
+    assert "\\toprule" in (out / "ablation.tex").read_text()
     assert "| case | mask ratio | top-1 (%) | top-5 (%) | peak memory (MiB, CPU peak RSS) |" in table
     assert "| random | 0.750 |" in table and "| adaptive | 0.750 |" in table and "random init (no pre-training)" in table
     assert "Budget per cell: pre-training 4 steps × batch 4" in table
@@ -163,3 +166,12 @@ def test_cell_overrides_must_be_a_list() -> None:
     grid = {"name": "g", "cells": [{"case": "a", "overrides": "policy=random"}]}
     with pytest.raises(ConfigError, match="grid cell 0 \\(a\\): overrides must be a list of KEY=VALUE strings"):
         expand_grid(grid, [0])  # a string used to become one override per character
+
+
+def test_a_baseline_that_names_no_row_fails_before_any_training() -> None:
+    from adamae_rl.errors import ConfigError
+
+    assert compose_config([])["report"]["baseline"] == "auto"
+    assert compose_config(['report.baseline="random r=0.9"'])["report"]["baseline"] == "random r=0.9"
+    with pytest.raises(ConfigError, match="report.baseline='nope' names no grid row; give auto, none or one of"):
+        compose_config(["report.baseline=nope"])

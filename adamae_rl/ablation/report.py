@@ -1,14 +1,26 @@
-"""The ablation's outputs: one row per cell, a markdown table shaped like the paper's, CSV, plot."""
+"""The ablation's outputs: one row per cell, a markdown table shaped like the paper's, CSV, plot.
+
+Besides the table of means, every grid row is compared with a baseline row (``report.baseline``):
+the per-seed differences ``cell - baseline`` give a paired mean difference and its 95% t interval
+(:mod:`adamae_rl.ablation.paired`). Rows are named by short names (``random r=0.9``) derived from
+their case label and the overrides that tell rows with the same label apart; a grid cell may set
+its own with ``short:``. The same figures go to a LaTeX table (booktabs) and to a plot with
+horizontal bars, whose error bars are the 95% intervals.
+"""
 
 from __future__ import annotations
 
 import csv
 import math
+import re
 import statistics
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
+from adamae_rl.ablation.paired import PairedDifference, mean_interval, paired_difference
 from adamae_rl.ablation.runner import Cell, CellRecord, read_json
+from adamae_rl.errors import ConfigError
 
 CSV_FIELDS = (
     "case", "cell", "seed", "status", "policy", "objective", "mask_ratio", "effective_mask_ratio", "protocol", "label",
@@ -203,36 +215,306 @@ def _run_text(out: Path, cells: Sequence[Cell]) -> tuple[str, str]:
     return "n/a", "n/a"
 
 
-def write_plot(cells: Sequence[Cell], rows: Sequence[dict], path: Path, title: str) -> Path:
-    """Two panels per grid row: top-1 (bars, seed spread as error bars) and foreground enrichment."""
+# --------------------------------------------------------------------------------------------------
+# Short names and the baseline
+# --------------------------------------------------------------------------------------------------
+# Override keys shortened in names: the mask ratio appears in most grids.
+SHORT_KEYS = {"mask_ratio": "r"}
+
+
+def _short_override(override: str) -> tuple[str, str]:
+    """``policy.width=64`` -> (``width``, ``64``); ``mask_ratio=0.90`` -> (``r``, ``0.9``)."""
+    key, _, value = override.lstrip("+~").partition("=")
+    short = SHORT_KEYS.get(key, key.rsplit(".", 1)[-1])
+    if re.fullmatch(r"[-+]?\d*\.\d+(e[-+]?\d+)?", value):  # 0.90 -> 0.9; integers and names as given
+        value = format(float(value), "g")
+    return short, value
+
+
+def short_names(cells: Sequence[Cell]) -> dict[int, str]:
+    """Grid row -> its short name.
+
+    A row's own ``short`` label wins; otherwise its case label, followed, where several rows share
+    that label, by the overrides that tell them apart (``random r=0.75``, ``random r=0.9``).
+    """
+    rows: dict[int, Cell] = {}
+    for cell in cells:
+        rows.setdefault(cell.row, cell)
+    by_case: dict[str, list[int]] = {}
+    for row, cell in rows.items():
+        by_case.setdefault(cell.case, []).append(row)
+    names = {}
+    for row, cell in rows.items():
+        if cell.short:
+            names[row] = cell.short
+            continue
+        siblings = by_case[cell.case]
+        if len(siblings) == 1:
+            names[row] = cell.case
+            continue
+        # dict of key -> value per sibling; the keys whose values differ name the row
+        settings = {r: dict(o.lstrip("+~").partition("=")[::2] for o in rows[r].overrides) for r in siblings}
+        keys = [k for k in dict.fromkeys(k for r in siblings for k in settings[r])
+                if len({settings[r].get(k) for r in siblings}) > 1]
+        distinct = " ".join("=".join(_short_override(f"{k}={settings[row][k]}")) for k in keys if k in settings[row])
+        names[row] = f"{cell.case} {distinct}".strip()
+    counts: dict[str, int] = {}
+    for name in names.values():
+        counts[name] = counts.get(name, 0) + 1
+    return {row: f"{name} #{row}" if counts[name] > 1 else name for row, name in names.items()}
+
+
+def resolve_baseline(cells: Sequence[Cell], choice: str | None) -> int | None:
+    """The grid row that every other row is compared with.
+
+    Args:
+        choice: ``auto`` (the first row with ``policy=random``, else the first row), ``none``
+            (no comparison), a short name, or a case label that names a single row.
+    Raises:
+        ConfigError: ``choice`` names no row, or a case label shared by several rows.
+    """
+    if choice is None or str(choice).lower() in ("none", "null", "false", ""):
+        return None
+    names = short_names(cells)
+    if str(choice) == "auto":
+        for row in sorted(names):
+            overrides = next(c.overrides for c in cells if c.row == row)
+            policies = [o.split("=", 1)[1] for o in overrides if o.lstrip("+").startswith("policy=")]
+            if policies and policies[-1] == "random":
+                return row
+        return min(names)
+    wanted = " ".join(str(choice).split())
+    for row, name in names.items():
+        if name == wanted:
+            return row
+    rows = sorted({c.row for c in cells if c.case == wanted})
+    if len(rows) == 1:
+        return rows[0]
+    listed = ", ".join(repr(n) for n in names.values())
+    if rows:
+        raise ConfigError(f"report.baseline={choice!r} names {len(rows)} rows; give one of their short names: {listed}")
+    raise ConfigError(f"report.baseline={choice!r} names no grid row; give auto, none or one of {listed}")
+
+
+# --------------------------------------------------------------------------------------------------
+# Differences from the baseline
+# --------------------------------------------------------------------------------------------------
+# (key, label, scale, digits): figures compared with the baseline, as the table shows them.
+DIFF_METRICS = (
+    ("top1", "top-1 (points)", 100.0, 1),
+    ("fg_enrichment", "fg enrichment", 1.0, 2),
+    ("final_loss_recon_reference", "held-out loss, reference masks", 1.0, 4),
+)
+DIFF_CSV_FIELDS = ("short", "case", "overrides", "baseline", "metric", "label", "n", "seeds", "mean_diff", "ci_low", "ci_high",
+                   "ci_half_width", "confidence")
+
+
+def _by_seed(group: Sequence[dict], key: str, scale: float) -> dict[int, float]:
+    return {int(r["seed"]): float(r[key]) * scale for r in group
+            if r.get(key) is not None and math.isfinite(float(r[key])) and r.get("status") in ("done", "skipped", None)}
+
+
+def differences(cells: Sequence[Cell], rows: Sequence[dict], baseline: int) -> dict[int, dict[str, PairedDifference]]:
+    """Grid row -> metric -> the paired difference from row ``baseline`` (in the table's units)."""
+    groups = dict(zip(sorted({c.row for c in cells}), group_rows(cells, rows)))
+    out = {}
+    for row, group in groups.items():
+        out[row] = {key: paired_difference(_by_seed(group, key, scale), _by_seed(groups[baseline], key, scale))
+                    for key, _, scale, _ in DIFF_METRICS}
+    return out
+
+
+def format_difference(d: PairedDifference, digits: int) -> str:
+    """``+3.1 ± 2.0`` (mean ± 95% half-width), ``+3.1 (1 seed: CI undefined)``, or a dash."""
+    if d.mean is None:
+        return "–"
+    if d.half_width is None:
+        return f"{d.mean:+.{digits}f} (1 seed: CI undefined)"
+    return f"{d.mean:+.{digits}f} ± {d.half_width:.{digits}f}"
+
+
+def difference_section(cells: Sequence[Cell], rows: Sequence[dict], baseline: int | None) -> str:
+    """Markdown: each row's paired difference from the baseline row, and the short-name legend."""
+    names = short_names(cells)
+    lines = []
+    if baseline is not None:
+        diffs = differences(cells, rows, baseline)
+        lines += [
+            f"### Difference from the baseline: {names[baseline]}", "",
+            "Paired by seed: mean over seeds of (cell − baseline) ± the half-width of its 95% confidence interval, "
+            "t(0.975, n − 1) · sd / √n over the n seeds that both finished. With one seed the interval is undefined.",
+            "",
+            "| cell | " + " | ".join(f"Δ {label}" for _, label, _, _ in DIFF_METRICS) + " | paired seeds |",
+            "|---" * (len(DIFF_METRICS) + 2) + "|",
+        ]
+        for row in sorted(diffs):
+            if row == baseline:
+                lines.append(f"| {names[row]} | " + " | ".join("baseline" for _ in DIFF_METRICS) + " | – |")
+                continue
+            n = max(d.n for d in diffs[row].values())
+            cols = [format_difference(diffs[row][key], digits) for key, _, _, digits in DIFF_METRICS]
+            lines.append(f"| {names[row]} | " + " | ".join(cols) + f" | {n} |")
+        lines.append("")
+    lines += ["### Cells", "", "| short name | case | overrides |", "|---|---|---|"]
+    for row in sorted(names):
+        cell = next(c for c in cells if c.row == row)
+        lines.append(f"| {names[row]} | {cell.case} | {' '.join(cell.overrides) or '(defaults)'} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_difference_csv(cells: Sequence[Cell], rows: Sequence[dict], baseline: int | None, path: Path) -> Path:
+    """One line per grid row and metric: the paired difference from the baseline and its interval,
+    in the units of ``label`` (top-1 in points), or only the header when there is no baseline."""
+    names = short_names(cells)
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=DIFF_CSV_FIELDS)
+        writer.writeheader()
+        if baseline is None:
+            return path
+        labels = {key: label for key, label, _, _ in DIFF_METRICS}
+        for row, metrics in sorted(differences(cells, rows, baseline).items()):
+            cell = next(c for c in cells if c.row == row)
+            for key, d in metrics.items():
+                writer.writerow({
+                    "short": names[row], "case": cell.case, "overrides": " ".join(cell.overrides),
+                    "baseline": names[baseline], "metric": key, "label": labels[key], "n": d.n, "seeds": " ".join(map(str, d.seeds)),
+                    "mean_diff": d.mean, "ci_low": d.low, "ci_high": d.high, "ci_half_width": d.half_width,
+                    "confidence": d.confidence,
+                })
+    return path
+
+
+# --------------------------------------------------------------------------------------------------
+# LaTeX
+# --------------------------------------------------------------------------------------------------
+_LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+
+
+def latex_escape(text: str) -> str:
+    r"""``text`` as LaTeX source that prints it (``loss_predictor`` -> ``loss\_predictor``)."""
+    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in str(text)).replace("−", "$-$").replace("±", r"$\pm$")
+
+
+def _latex_value(values: list[float], scale: float, digits: int) -> str:
+    if not values:
+        return "--"
+    mean = statistics.fmean(values) * scale
+    if len(values) == 1:
+        return f"${mean:.{digits}f}$"
+    return f"${mean:.{digits}f} \\pm {standard_error(values) * scale:.{digits}f}$"
+
+
+def _latex_difference(d: PairedDifference, digits: int) -> str:
+    if d.mean is None:
+        return "--"
+    if d.half_width is None:
+        return f"${d.mean:+.{digits}f}$ (n=1)"
+    return f"${d.mean:+.{digits}f} \\pm {d.half_width:.{digits}f}$"
+
+
+def latex_table(cells: Sequence[Cell], rows: Sequence[dict], title: str, baseline: int | None, label: str) -> str:
+    """A booktabs table (needs ``\\usepackage{booktabs}``): short name, mask ratio, top-1, the paired
+    difference in top-1 from the baseline, fg enrichment and held-out loss under reference masks."""
+    names = short_names(cells)
+    diffs = differences(cells, rows, baseline) if baseline is not None else {}
+    groups = dict(zip(sorted(names), group_rows(cells, rows)))
+    delta = [] if baseline is None else [f"$\\Delta$ top-1 vs.\\ {latex_escape(names[baseline])}"]
+    header = ["Cell", "Mask ratio", r"Top-1 (\%)", *delta, "FG enrichment", "Held-out loss (ref.)"]
+    lines = [
+        "% " + title.replace("\n", " "),
+        "% Generated by python -m adamae_rl.ablate; needs \\usepackage{booktabs}.",
+        r"\begin{table}[t]", r"\centering",
+        rf"\caption{{{latex_escape(title)}. Mean $\pm$ standard error over seeds"
+        + ("" if baseline is None else
+           r"; $\Delta$: mean paired difference from the baseline $\pm$ the half-width of its 95\% t interval "
+           r"over seeds (n=1: a single seed, no interval)") + ".}",
+        rf"\label{{{label}}}",
+        r"\begin{tabular}{l" + "r" * (len(header) - 1) + "}", r"\toprule",
+        " & ".join(header) + r" \\", r"\midrule",
+    ]
+    for row, group in groups.items():
+        ratio = _values(group, "effective_mask_ratio")
+        cols = [latex_escape(names[row]), f"{ratio[0]:.3f}" if ratio else "--", _latex_value(_values(group, "top1"), 100, 1)]
+        if baseline is not None:
+            cols.append("baseline" if row == baseline else _latex_difference(diffs[row]["top1"], 1))
+        cols += [_latex_value(_values(group, "fg_enrichment"), 1, 2),
+                 _latex_value(_values(group, "final_loss_recon_reference"), 1, 4)]
+        lines.append(" & ".join(cols) + r" \\")
+    rand = _values(rows, "random_init_top1")
+    if rand:
+        lines += [r"\midrule", " & ".join(["random init (no pre-training)", "--", _latex_value(rand, 100, 1),
+                                            *(["--"] if baseline is not None else []), "--", "--"]) + r" \\"]
+    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------------------------------
+# Plot
+# --------------------------------------------------------------------------------------------------
+def write_plot(cells: Sequence[Cell], rows: Sequence[dict], path: Path, title: str, baseline: int | None = None) -> Path:
+    """:func:`plot_figure` written to ``path``; the format follows its suffix (png, pdf, svg)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    groups = group_rows(cells, rows)
-    labels = []
-    for g in groups:
-        ratio = _values(g, "effective_mask_ratio")
-        labels.append(f"{g[0]['case']}\n{ratio[0]:.3f}" if ratio else g[0]["case"])
-    fig, axes = plt.subplots(1, 2, figsize=(min(max(7.0, 1.0 * len(groups) * 2), 16.0), 3.6))
-    for ax, key, scale, name in ((axes[0], "top1", 100, "top-1 (%)"), (axes[1], "fg_enrichment", 1, "fg enrichment")):
-        means = [statistics.fmean(_values(g, key)) * scale if _values(g, key) else 0.0 for g in groups]
-        errs = [standard_error(_values(g, key)) * scale if len(_values(g, key)) > 1 else 0.0 for g in groups]
-        ax.bar(range(len(groups)), means, yerr=errs, color="tab:blue", capsize=3)
-        ax.set_xticks(range(len(groups)), labels, fontsize=7)
-        ax.set_ylabel(name)
-    rand = _values(rows, "random_init_top1")
-    if rand:
-        axes[0].axhline(statistics.fmean(rand) * 100, color="tab:red", ls="--", lw=1, label="random init")
-    classes = _values(rows, "num_classes")
-    if classes:
-        axes[0].axhline(100 / classes[0], color="0.5", ls=":", lw=1, label="chance")
-    if rand or classes:
-        axes[0].legend(fontsize=7)
-    axes[1].axhline(1.0, color="0.5", ls=":", lw=1)
-    fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig = plot_figure(cells, rows, title, baseline)
+    fig.savefig(path, dpi=130)
     plt.close(fig)
     return path
+
+
+def plot_figure(cells: Sequence[Cell], rows: Sequence[dict], title: str, baseline: int | None = None):
+    """Horizontal bars, one per grid row (its short name): top-1, its paired difference from the
+    baseline (when there is one) and fg enrichment; error bars are 95% t intervals over seeds
+    (none with a single seed). Returns the matplotlib figure (constrained layout)."""
+    import matplotlib.pyplot as plt
+
+    names = short_names(cells)
+    order = sorted(names)
+    groups = dict(zip(order, group_rows(cells, rows)))
+    labels = [textwrap.fill(names[r], 26) for r in order]
+    lines_per_label = max(label.count("\n") + 1 for label in labels)
+    panels: list[tuple[str, list[float], list[float]]] = []
+    for key, name, scale in (("top1", "top-1 (%)", 100.0), ("fg_enrichment", "fg enrichment", 1.0)):
+        values = [[v * scale for v in _values(groups[r], key)] for r in order]
+        panels.append((name, [statistics.fmean(v) if v else math.nan for v in values],
+                       [mean_interval(v) or 0.0 for v in values]))
+    if baseline is not None:
+        diffs = differences(cells, rows, baseline)
+        top1 = [diffs[r]["top1"] for r in order]
+        panels.insert(1, (f"Δ top-1 vs {names[baseline]} (points)",
+                          [d.mean if d.mean is not None else math.nan for d in top1],
+                          [d.half_width or 0.0 for d in top1]))
+    # height grows with the rows (and their wrapped lines) so that tick labels never touch
+    height = 1.3 + len(order) * (0.22 + 0.16 * lines_per_label)
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels) + 1.8, height), sharey=True,
+                             layout="constrained", squeeze=False)
+    y = list(range(len(order)))
+    for ax, (name, means, errs) in zip(axes[0], panels):
+        ax.barh(y, [0.0 if math.isnan(m) else m for m in means], xerr=errs, color="tab:blue", capsize=3, height=0.6)
+        for i, m in enumerate(means):
+            if math.isnan(m):
+                ax.text(0, i, " n/a", va="center", fontsize=7, color="0.4")
+        ax.set_xlabel(textwrap.fill(name, 34), fontsize=8)
+        ax.tick_params(axis="x", labelsize=7)
+        ax.grid(axis="x", color="0.9", lw=0.6)
+        ax.set_axisbelow(True)
+    axes[0, 0].set_yticks(y, labels, fontsize=8)
+    axes[0, 0].invert_yaxis()  # grid order from the top
+    top1_ax = axes[0, 0]
+    rand = _values(rows, "random_init_top1")
+    if rand:
+        top1_ax.axvline(statistics.fmean(rand) * 100, color="tab:red", ls="--", lw=1, label="random init")
+    classes = _values(rows, "num_classes")
+    if classes:
+        top1_ax.axvline(100 / classes[0], color="0.5", ls=":", lw=1, label="chance")
+    if rand or classes:  # below the panels: inside, it would hide bars
+        fig.legend(*top1_ax.get_legend_handles_labels(), fontsize=7, loc="outside lower left", ncols=2, frameon=False)
+    if baseline is not None:
+        axes[0, 1].axvline(0.0, color="0.3", lw=0.8)
+        axes[0, 1].text(0, order.index(baseline), " baseline", va="center", fontsize=7, color="0.4")
+    axes[0, -1].axvline(1.0, color="0.5", ls=":", lw=1)
+    fig.suptitle(title, fontsize=9)
+    return fig

@@ -41,6 +41,8 @@ class Cell:
         seed: ``trainer.seed``.
         name: directory name under ``OUT/cells``.
         row: index of the grid row (the same for every seed).
+        short: the grid's ``short`` label of the row, if it gives one (tables and plots then use
+            it instead of the derived short name, see :func:`adamae_rl.ablation.report.short_names`).
     """
 
     case: str
@@ -48,6 +50,7 @@ class Cell:
     seed: int
     name: str
     row: int
+    short: str | None = None
 
 
 def cell_name(overrides: Sequence[str], seed: int) -> str:
@@ -57,7 +60,7 @@ def cell_name(overrides: Sequence[str], seed: int) -> str:
 
 
 def expand_grid(grid: dict, seeds: Sequence[int]) -> list[Cell]:
-    """Cells of ``grid`` (``base`` + ``cells: [{case, overrides}]``) for every seed, row by row."""
+    """Cells of ``grid`` (``base`` + ``cells: [{case, overrides, short?}]``) for every seed, row by row."""
     rows = grid.get("cells") or []
     if not rows:
         raise ConfigError(f"grid {grid.get('name')!r} has no cells")
@@ -74,8 +77,9 @@ def expand_grid(grid: dict, seeds: Sequence[int]) -> list[Cell]:
                 f"grid cell {row} ({spec['case']}): overrides must be a list of KEY=VALUE strings, got {given!r}"
             )
         overrides = base + [str(o) for o in given]
+        short = None if spec.get("short") is None else str(spec["short"])
         for seed in seeds:
-            cells.append(Cell(str(spec["case"]), overrides, int(seed), cell_name(overrides, int(seed)), row))
+            cells.append(Cell(str(spec["case"]), overrides, int(seed), cell_name(overrides, int(seed)), row, short))
     names = [c.name for c in cells]
     if len(set(names)) != len(names):
         raise ConfigError(f"two grid cells have the same overrides: {sorted(n for n in names if names.count(n) > 1)}")

@@ -7,7 +7,7 @@ Pixel tensors are ``[3, T, H, W]`` (one clip) or ``[B, 3, T, H, W]`` in [0, 1]; 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 
 import torch
 from einops import rearrange
@@ -36,6 +36,8 @@ class Rendering:
             writes (motion and embedding_change: the first draw's probability within each slice;
             loss_predictor: the predicted error), or None for a policy with neither.
         fg_tokens: bool ``[B, N]`` or None: tokens on a moving shape (synthetic clips).
+        score_label: what ``probability`` holds, for colour bars (``p(visible)`` for a sampler's
+            softmax, ``policy score`` for a policy's ``scores``).
     """
 
     input: torch.Tensor
@@ -45,6 +47,12 @@ class Rendering:
     token_error: torch.Tensor
     probability: torch.Tensor | None
     fg_tokens: torch.Tensor | None = None
+    score_label: str = "policy score"
+
+    def cpu(self) -> Rendering:
+        """The same rendering with every tensor on the CPU (figures read them with numpy)."""
+        return replace(self, **{f.name: getattr(self, f.name).cpu() for f in fields(self)
+                                if isinstance(getattr(self, f.name), torch.Tensor)})
 
 
 def unpatchify(patches: torch.Tensor, model: VideoMAE) -> torch.Tensor:
@@ -93,8 +101,19 @@ def observe(model: VideoMAE, video: torch.Tensor, fg_tokens: torch.Tensor | None
 
 @torch.no_grad()
 def render(model: VideoMAE, policy: nn.Module, video: torch.Tensor, fg_tokens: torch.Tensor | None = None) -> Rendering:
-    """Draw masks with ``policy`` for ``video`` ``[B, C, T, H, W]`` (normalized) and reconstruct."""
+    """Draw masks with ``policy`` for ``video`` ``[B, C, T, H, W]`` (normalized) and reconstruct.
+
+    Both modules run in eval mode and return to the mode they were in (training calls this too).
+    """
+    modes = model.training, policy.training
     model.eval(), policy.eval()
+    try:
+        return _render(model, policy, video, fg_tokens)
+    finally:
+        model.train(modes[0]), policy.train(modes[1])
+
+
+def _render(model: VideoMAE, policy: nn.Module, video: torch.Tensor, fg_tokens: torch.Tensor | None) -> Rendering:
     td = policy(observe(model, video, fg_tokens))
     mask = td.get("mask")
     logits = td.get("logits", None)
@@ -113,7 +132,26 @@ def render(model: VideoMAE, policy: nn.Module, video: torch.Tensor, fg_tokens: t
         token_error=model.token_errors(video, mask).float(),
         probability=score_map(logits, scores),
         fg_tokens=fg_tokens,
+        score_label="p(visible)" if logits is not None else "policy score",
     )
+
+
+def training_snapshot(model: VideoMAE, policy: nn.Module, env, seed: int, clips: int = 2) -> Rendering:
+    """A rendering of the first ``clips`` clips of the next batch of ``env`` (a held-out env),
+    on the CPU, with the caller's random state left as it was: logging a figure during training
+    never changes the training trajectory.
+    """
+    device = getattr(env, "device", None)
+    devices = [device.index or 0] if device is not None and torch.device(device).type == "cuda" else []
+    seek = getattr(env, "seek_clips", None)
+    if seek is not None:  # the same clips at every call, so that figures of successive steps compare
+        seek({"epoch": 0, "start": 0})
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        obs = env.reset()
+        video = obs.get("video")[:clips]
+        fg = obs.get("fg_tokens", None)
+        return render(model, policy, video, None if fg is None else fg[:clips]).cpu()
 
 
 def score_map(logits: torch.Tensor | None, scores: torch.Tensor | None) -> torch.Tensor | None:
