@@ -347,7 +347,7 @@ def attention_flops(by_op: dict[str, int]) -> int:
     """FLOPs of attention among a step's ops: the SDPA kernels, and batched matmuls.
 
     In this model only attention multiplies batched matrices (``bmm``, and ``baddbmm`` where it
-    adds a bias: the CPU bf16 path, :func:`adamae_rl.models.videomae.chunked_attention`); linear
+    adds a bias: the CPU bf16 path, :func:`adamae_rl.models.attention.chunked_attention`); linear
     layers run as ``mm``/``addmm``.
     """
     return sum(n for op, n in by_op.items() if "attention" in op or op.split(".")[-1] in ("bmm", "baddbmm"))
