@@ -152,7 +152,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                  "max_shapes", "val_clips", "eval_every", "seed"):
         p.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(d, name))
     p.add_argument("--background", choices=BACKGROUNDS, default=d.background,
-                   help="the clips' background (fine: the data before data.background existed)")
+                   help="the clips' background (fine: the ablation benchmark's)")
     p.add_argument("--lr", type=float, default=d.lr)
     p.add_argument("--out", help="also write the result as JSON here")
     p.add_argument("--force", action="store_true", help="overwrite an --out file this command did not write")

@@ -21,9 +21,9 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Ten
     ``bias``: None or an additive logit bias broadcastable to ``[B, H, L, L]``.
 
     ``F.scaled_dot_product_attention`` (flash kernels on CUDA and for fp32 on CPU), except for
-    bf16 on CPU: there the flash kernel runs far below the bf16 matmul rate (measured 1.6-1.8x
-    slower over fwd+bwd at 512-1,568 tokens on an AVX-512-bf16 CPU), and plain bf16 matmuls with
-    a softmax per cache-sized chunk of heads are faster (:func:`chunked_attention`).
+    bf16 on CPU: there the flash kernel runs far below the bf16 matmul rate, forward and
+    backward, so plain bf16 matmuls with a softmax per cache-sized chunk of heads are faster
+    (:func:`chunked_attention`; ``python -m adamae_rl.bench --precision bf16`` times the step).
     """
     if q.device.type == "cpu" and q.dtype == torch.bfloat16:
         return chunked_attention(q, k, v, bias=bias)
@@ -51,7 +51,7 @@ def chunked_attention(
         bias = bias.to(q.dtype)
         bias = bias.view((1,) * (4 - bias.dim()) + tuple(bias.shape))  # [B or 1, H or 1, L, L]
         # Chunks within one clip: the bias slice is then [h or 1, L, L] and its add fuses into the
-        # matmul (baddbmm; measured 7-12% faster over forward and backward than bmm, then add).
+        # matmul (baddbmm: the add happens inside the matmul, not as another pass over the scores).
         per_chunk = min(per_chunk, heads)
     with torch.autocast(q.device.type, enabled=False):  # inputs are already in the compute dtype
         out = []
