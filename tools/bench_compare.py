@@ -188,7 +188,11 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     parser = argparse.ArgumentParser(
         prog="python -m tools.bench_compare",
         description="Time this checkout's training step against another tree's, the two alternating.",
-        epilog="Every other argument is python -m adamae_rl.bench's.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=(
+            "Every other argument is python -m adamae_rl.bench's (see its --help).\n\n"
+            "example:\n  python -m tools.bench_compare --against /tmp/other vit_s_224 --precision fp32 bf16 --rounds 3"
+        ),
     )
     parser.add_argument("--against", required=True, type=Path, metavar="TREE", help="a tree with an adamae_rl package (a git worktree)")
     parser.add_argument("--rounds", type=int, default=3, help="runs per configuration and tree (default: 3)")
