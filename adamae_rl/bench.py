@@ -20,7 +20,6 @@ after another, each in its own process (so peak memory is that configuration's o
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import platform
 import resource
@@ -100,44 +99,33 @@ def training_config(overrides: list[str]) -> dict:
     from adamae_rl import train
     from adamae_rl.config import plain
 
-    # GROUP=NAME for registered plug-ins too (older trees only rewrote policy=NAME).
-    rewrite = getattr(train, "rewrite_plugin_overrides", None) or getattr(train, "rewrite_policy_override")
-    overrides = rewrite(overrides, [train.CONFIG_DIR])
+    overrides = train.rewrite_plugin_overrides(overrides, [train.CONFIG_DIR])  # GROUP=NAME of plug-ins
     with initialize_config_dir(config_dir=str(train.CONFIG_DIR), version_base="1.3"):
         return plain(compose("config", overrides=overrides))
 
 
 def build_parts(cfg: dict, device: torch.device) -> Any:
-    """The training app's parts for ``cfg`` (``builders.build_run``; an older tree's
-    ``train.build_parts``, so that the bench can time an earlier commit side by side)."""
+    """The training app's parts for ``cfg`` (``builders.build_run``), not compiled yet: the FLOPs
+    are counted on an eager step first (see :func:`run_case`)."""
     from adamae_rl import builders
     from adamae_rl.utils.distributed import Process
 
-    if hasattr(builders, "build_run"):
-        return builders.build_run({**cfg, "trainer": {**cfg["trainer"], "compile": False}}, device, Process())
-    from adamae_rl import train
-
-    return train.build_parts(cfg, device, Process())
+    return builders.build_run({**cfg, "trainer": {**cfg["trainer"], "compile": False}}, device, Process())
 
 
 def compile_parts(parts: Any) -> bool:
     """Compile as ``trainer.compile=true`` does; True when it compiled, False when it fell back."""
     from adamae_rl import builders
 
-    if not hasattr(builders, "compile_run"):
-        raise BenchError("this version of adamae_rl has no trainer.compile option; use --compile off")
     return bool(builders.compile_run(parts))
 
 
-def train_step(parts: Any, cfg: dict, device: torch.device) -> None:
+def train_step(parts: Any, cfg: dict) -> None:
     """One real training step (the training app's ``train_step``)."""
     from adamae_rl import train
     from adamae_rl.builders import autocast_dtype
 
-    precision = autocast_dtype(cfg["trainer"]["precision"])
-    # An older tree's train_step also took the device.
-    args = (parts, cfg, precision) if len(inspect.signature(train.train_step).parameters) == 3 else (parts, cfg, precision, device)
-    _, _, finite = train.train_step(*args)
+    _, _, finite = train.train_step(parts, cfg, autocast_dtype(cfg["trainer"]["precision"]))
     if not finite:
         raise BenchError("the training step produced a non-finite loss")
 
@@ -177,11 +165,9 @@ def phase_timers(parts: Any, device: torch.device, sink: dict[str, float]):
     ``objective`` (policy loss), ``optimizer`` (all optimizer steps). The rest of a step is
     ``backward`` (computed by the caller as step time minus these).
     """
-    # An older tree (80faa79, timed side by side) calls the policy's objective ``objective``.
-    policy_loss = parts.policy_loss if hasattr(parts, "policy_loss") else parts.objective
     targets = [
         ("reset", parts.env, "reset"), ("sampler", parts.policy, "forward"),
-        ("mae_forward", parts.env, "step"), ("objective", policy_loss, "forward"),
+        ("mae_forward", parts.env, "step"), ("objective", parts.policy_loss, "forward"),
         ("optimizer", parts.opt_mae, "step"),
     ]
     if getattr(parts, "opt_policy", None) is not None:
@@ -239,12 +225,7 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     """``auto`` -> what the training app would run on ``device`` (``builders.resolve_precision``)."""
     from adamae_rl import builders
 
-    resolve = getattr(builders, "resolve_precision", None)
-    if resolve is None:  # an older tree, timed side by side: it had no auto
-        if precision == "auto":
-            raise BenchError("this version of adamae_rl has no trainer.precision=auto; use --precision fp32 or bf16")
-        return precision
-    return resolve(precision, device)
+    return builders.resolve_precision(precision, device)
 
 
 def check_precision(precision: str, device: torch.device) -> None:
@@ -271,7 +252,7 @@ def run_case(case: Case) -> dict:
     parts = build_parts(cfg, device)
 
     def step() -> None:
-        train_step(parts, cfg, device)
+        train_step(parts, cfg)
 
     # FLOPs are counted on one eager step (a compiled graph hides its ops from the counter); the
     # count is the same with or without compiling. The step also warms the caches up.
@@ -333,9 +314,8 @@ def run_case(case: Case) -> dict:
 
 def decoder_tokens(parts: Any) -> int:
     """Tokens the decoder runs on per clip: the visible ones plus the mask tokens it reconstructs."""
-    policy = getattr(parts, "policy_module", parts.policy)
-    num_masked = int(policy.num_masked)
-    decoder_mask = getattr(parts.env, "decoder_mask", None)
+    num_masked = int(parts.policy_module.num_masked)
+    decoder_mask = parts.env.decoder_mask
     if decoder_mask is None:
         return parts.model.cfg.num_tokens
     from adamae_rl.envs.decoder_masks import decoded_count
@@ -347,7 +327,7 @@ def attention_flops(by_op: dict[str, int]) -> int:
     """FLOPs of attention among a step's ops: the SDPA kernels, and batched matmuls.
 
     In this model only attention multiplies batched matrices (``bmm``, and ``baddbmm`` where it
-    adds a bias: the CPU bf16 path, :func:`adamae_rl.models.videomae.chunked_attention`); linear
+    adds a bias: the CPU bf16 path, :func:`adamae_rl.models.attention.chunked_attention`); linear
     layers run as ``mm``/``addmm``.
     """
     return sum(n for op, n in by_op.items() if "attention" in op or op.split(".")[-1] in ("bmm", "baddbmm"))
@@ -441,17 +421,21 @@ def expand(args: argparse.Namespace) -> list[Case]:
     return cases
 
 
+def case_argv(case: Case) -> list[str]:
+    """The command-line arguments that select exactly ``case`` (one configuration)."""
+    argv = [
+        case.name, *case.overrides[len(CONFIGS[case.name]["overrides"]):],
+        "--precision", case.precision, "--compile", "on" if case.compile else "off", "--device", case.device,
+        "--steps", str(case.steps), "--warmup", str(case.warmup),
+    ]
+    return argv + ["--threads", str(case.threads)] if case.threads else argv
+
+
 def run_isolated(case: Case) -> dict:
     """Run one configuration in a fresh process, so its peak memory and caches are its own."""
     with tempfile.TemporaryDirectory() as tmp:
         record = Path(tmp) / "record.json"
-        cmd = [
-            sys.executable, "-m", "adamae_rl.bench", case.name, *case.overrides[len(CONFIGS[case.name]["overrides"]):],
-            "--precision", case.precision, "--compile", "on" if case.compile else "off", "--device", case.device,
-            "--steps", str(case.steps), "--warmup", str(case.warmup), "--record", str(record),
-        ]
-        if case.threads:
-            cmd += ["--threads", str(case.threads)]
+        cmd = [sys.executable, "-m", "adamae_rl.bench", *case_argv(case), "--record", str(record)]
         done = subprocess.run(cmd, stderr=subprocess.PIPE, text=True)
         if done.returncode != 0 or not record.exists():
             lines = [line for line in done.stderr.splitlines() if line.strip()]

@@ -23,11 +23,12 @@ from adamae_rl.envs.masked_video import MaskedVideoEnv
 from adamae_rl.errors import ConfigError
 from adamae_rl.geometry import policy_geometry
 from adamae_rl.models.presets import build_mae
-from adamae_rl.models.videomae import VideoMAE, compile_blocks
+from adamae_rl.models.videomae import VideoMAE
 from adamae_rl.objectives.reconstruction import ReconstructionLoss
 from adamae_rl.policies.registry import UnknownPolicyError
 from adamae_rl.schema import ModelConfig, TrainConfig, as_config, with_legacy_defaults
 from adamae_rl.utils.checkpoint import CheckpointError, load_checkpoint
+from adamae_rl.utils.compile import compile_blocks
 from adamae_rl.utils.distributed import Process, seed_process
 from adamae_rl.utils.optim import adamw, param_groups, warmup_cosine
 

@@ -10,7 +10,7 @@ import torch
 
 from adamae_rl import bench
 from adamae_rl.builders import resolve_precision
-from adamae_rl.models import videomae
+from adamae_rl.utils import compile as compile_module
 
 # The demo configuration shrunk to seconds: 8 frames of 32², 64 tokens, batch 2.
 SMALL = ["model.img_size=32", "model.num_frames=8", "trainer.batch_size=2"]
@@ -60,7 +60,7 @@ def test_compile_failure_is_a_warning_and_the_step_runs_eagerly(monkeypatch: pyt
 
         return fails
 
-    monkeypatch.setattr(videomae.torch, "compile", no_toolchain)
+    monkeypatch.setattr(compile_module.torch, "compile", no_toolchain)
     out = tmp_path / "bench.jsonl"
     with pytest.warns(RuntimeWarning, match="torch.compile is not usable here"):
         assert bench.main(["tiny", *SMALL, "--compile", "on", "--steps", "1", "--warmup", "0", "--json", str(out)]) == 0

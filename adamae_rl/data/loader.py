@@ -358,7 +358,7 @@ class ClipStream:
     def load_state_dict(self, state: dict[str, int]) -> None:
         self.sampler.epoch = int(state["epoch"])
         self.sampler.start = int(state["start"])
-        # Older checkpoints carry no skip counters.
+        # The skip counters are optional in a stored state: missing ones start at 0.
         self.skipped = int(state.get("skipped", 0))
         self.failed_reads = int(state.get("failed_reads", 0))
         self.reads = int(state.get("reads", 0))

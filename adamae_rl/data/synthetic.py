@@ -51,8 +51,8 @@ LABELS = ("direction", "shape", "count", "speed", "direction_shape")
 #   neighbours.
 # - fine: 1-4 cycles (periods down to ~11 pixels, under two tokens): at a 90% mask ratio a place
 #   hidden in every frame cannot be interpolated, and the background dominates the reconstruction
-#   error; the data before ``background`` existed, and the ablation benchmark's (docs/results/
-#   synthetic-benchmark.md).
+#   error; the ablation benchmark's (docs/results/synthetic-benchmark.md), and what a stored run
+#   without ``data.background`` is read as.
 BACKGROUND_CYCLES: dict[str, tuple[float, float]] = {"smooth": (0.25, 0.75), "fine": (1.0, 3.0)}
 BACKGROUNDS = tuple(BACKGROUND_CYCLES)
 # The one default of data.background (the schema and every function here take it): on the smooth

@@ -10,7 +10,6 @@ number ``N_m`` of tokens, so visible tokens gather into a dense ``[B, N_v, D]`` 
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import asdict, dataclass
 from typing import Literal, get_args
 
@@ -21,6 +20,7 @@ from einops import rearrange
 from torch import nn
 
 from adamae_rl.geometry import ClipGeometry
+from adamae_rl.models.attention import attention
 from adamae_rl.models.attention_bias import ATTN_BIASES, AttnBiasKind, distance_bias, grid_coordinates, head_slopes
 from adamae_rl.pixels import denormalize, normalize_patches
 
@@ -91,72 +91,6 @@ def sinusoid_table(num_positions: int, dim: int) -> torch.Tensor:
     angles = pos / torch.pow(10000.0, 2 * torch.div(i, 2, rounding_mode="floor") / dim)
     table = torch.where(i.long() % 2 == 0, torch.sin(angles), torch.cos(angles))
     return table.float()
-
-
-# Score memory per chunk of the CPU bf16 attention: small enough that a chunk's scores stay in the
-# last-level cache between the matmul, the softmax and the next matmul (and their backward).
-ATTENTION_CHUNK_BYTES = 8 << 20
-
-
-def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
-    """Softmax attention, ``softmax(q k^T / sqrt(d) + bias) v``: q, k, v ``[B, H, L, d]`` -> ``[B, H, L, d]``.
-
-    ``bias``: None or an additive logit bias broadcastable to ``[B, H, L, L]``.
-
-    ``F.scaled_dot_product_attention`` (flash kernels on CUDA and for fp32 on CPU), except for
-    bf16 on CPU: there the flash kernel runs far below the bf16 matmul rate (measured 1.6-1.8x
-    slower over fwd+bwd at 512-1,568 tokens on an AVX-512-bf16 CPU), and plain bf16 matmuls with
-    a softmax per cache-sized chunk of heads are faster (:func:`chunked_attention`).
-    """
-    if q.device.type == "cpu" and q.dtype == torch.bfloat16:
-        return chunked_attention(q, k, v, bias=bias)
-    return F.scaled_dot_product_attention(q, k, v, attn_mask=None if bias is None else bias.to(q.dtype))
-
-
-@torch.compiler.disable  # keep it eager: inductor would rewrite it into the slower flash kernel
-def chunked_attention(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, chunk_bytes: int = ATTENTION_CHUNK_BYTES, bias: torch.Tensor | None = None
-) -> torch.Tensor:
-    """Softmax attention over groups of (batch, head) pairs whose ``[L, L]`` scores fit ``chunk_bytes``.
-
-    q, k, v ``[B, H, L, d]`` -> ``[B, H, L, d]``, in the inputs' dtype (the softmax accumulates in
-    fp32 inside the kernel). ``bias``: None or ``[B or 1, H or 1, L, L]``; a bias shared by the
-    clips or the heads is added by broadcasting, never copied out to ``[B, H, L, L]``. Each group's
-    scores are produced, normalized and consumed while they are still in cache; autograd keeps one
-    group's probabilities per group for the backward.
-    """
-    batch, heads, length, dim = q.shape
-    per_chunk = max(1, chunk_bytes // (length * length * q.element_size()))
-    q = (q * dim**-0.5).reshape(batch * heads, length, dim)
-    k = k.reshape(batch * heads, length, dim)
-    v = v.reshape(batch * heads, length, dim)
-    if bias is not None:
-        bias = bias.to(q.dtype)
-        bias = bias.view((1,) * (4 - bias.dim()) + tuple(bias.shape))  # [B or 1, H or 1, L, L]
-        # Chunks within one clip: the bias slice is then [h or 1, L, L] and its add fuses into the
-        # matmul (baddbmm; measured 7-12% faster over forward and backward than bmm, then add).
-        per_chunk = min(per_chunk, heads)
-    with torch.autocast(q.device.type, enabled=False):  # inputs are already in the compute dtype
-        out = []
-        for (b0, b1), (h0, h1) in _attention_groups(batch, heads, per_chunk):
-            rows = slice(b0 * heads + h0, (b1 - 1) * heads + h1)  # whole clips, or heads of one
-            keys = k[rows].transpose(1, 2)
-            if bias is None:
-                scores = q[rows] @ keys  # [n, L, L]
-            else:
-                part = bias[b0 if bias.shape[0] > 1 else 0]  # [H or 1, L, L]
-                scores = torch.baddbmm(part[h0:h1] if part.shape[0] > 1 else part, q[rows], keys)
-            out.append(torch.softmax(scores, dim=-1) @ v[rows])
-    return torch.cat(out).reshape(batch, heads, length, dim)
-
-
-def _attention_groups(batch: int, heads: int, per_chunk: int) -> list[tuple[tuple[int, int], tuple[int, int]]]:
-    """(batch range, head range) per chunk of at most ``per_chunk`` (batch, head) pairs: whole
-    batches when all heads fit, else runs of heads within one batch; in row-major order."""
-    if per_chunk >= heads:
-        step = per_chunk // heads
-        return [((b, min(b + step, batch)), (0, heads)) for b in range(0, batch, step)]
-    return [((b, b + 1), (h, min(h + per_chunk, heads))) for b in range(batch) for h in range(0, heads, per_chunk)]
 
 
 def separable_sinusoid_table(grid: tuple[int, int, int], dim: int) -> torch.Tensor:
@@ -271,58 +205,6 @@ class Block(nn.Module):
         keep = 1.0 - self.drop_path
         shape = (branch.shape[0],) + (1,) * (branch.dim() - 1)
         return branch * branch.new_empty(shape).bernoulli_(keep).div_(keep)
-
-
-def compile_blocks(module: nn.Module) -> bool:
-    """Compile every transformer :class:`Block` inside ``module`` with ``torch.compile`` (inductor).
-
-    A tiny function is compiled and differentiated first, so that a missing toolchain (no C++
-    compiler, no Python headers) is found at once: then nothing is compiled, one warning says
-    why, and the module runs eagerly. A block that still fails to compile at its first call runs
-    that call and every later one eagerly, after one warning (a block holds no state besides its
-    parameters, so running it again is safe). Parameter names and state dicts are unchanged.
-
-    Returns:
-        True when the blocks were set up for compiling, False when it fell back to eager.
-    """
-    failure: dict[str, str] = {}  # shared by the blocks: after one failure, none tries again
-    probe_error = _compile_probe()
-    if probe_error:
-        warnings.warn(f"torch.compile is not usable here ({probe_error}); running eagerly", RuntimeWarning, stacklevel=2)
-        return False
-    for block in (m for m in module.modules() if isinstance(m, Block)):
-        block.forward = _compiled_or_eager(block.forward, failure)
-    return True
-
-
-def _compile_probe() -> str | None:
-    """None when inductor can compile and differentiate a small function here, else the error."""
-    try:
-        x = torch.linspace(0.0, 1.0, 8, requires_grad=True)
-        torch.compile(lambda t: torch.sin(t) * 2.0 + 1.0)(x).sum().backward()
-    except Exception as err:  # noqa: BLE001 - any failure means compiling is not usable
-        return _one_line(err)
-    return None
-
-
-def _one_line(err: BaseException) -> str:
-    lines = [line for line in str(err).strip().splitlines() if line.strip()]
-    return f"{type(err).__name__}: {lines[0] if lines else ''}"
-
-
-def _compiled_or_eager(eager, failure: dict[str, str]):
-    compiled = torch.compile(eager)
-
-    def forward(x: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
-        if not failure:
-            try:
-                return compiled(x, bias)
-            except Exception as err:  # noqa: BLE001 - whatever stops compiling, the block runs eagerly
-                failure["error"] = _one_line(err)
-                warnings.warn(f"torch.compile failed ({failure['error']}); running eagerly", RuntimeWarning, stacklevel=2)
-        return eager(x, bias)
-
-    return forward
 
 
 def _compute_dtype(device: torch.device) -> torch.dtype:
@@ -442,7 +324,7 @@ class VideoMAE(nn.Module):
         t, p = self.cfg.tubelet_size, self.cfg.patch_size
         batch, chans, frames, height, width = video.shape
         # Channels last first, then whole rows of (p c) pixels move together: two cache-friendly
-        # copies instead of one that gathers every output value from three distant planes (3x faster).
+        # copies are faster than one that gathers every output value from three distant planes.
         x = video.permute(0, 2, 3, 4, 1).contiguous()  # [B, T, H, W, C]
         x = x.reshape(batch, frames // t, t, height // p, p, width // p, p * chans)
         x = x.permute(0, 1, 3, 5, 2, 4, 6)  # [B, T/t, H/p, W/p, t, p, p*c]

@@ -86,8 +86,9 @@ def seed_process(seed: int, rank: int) -> None:
 
     NumPy and Python's ``random`` are seeded with :func:`process_seed`; torch (CPU and CUDA) too
     on every process but 0. Process 0 continues the torch stream that ``torch.manual_seed(seed)``
-    began before the model was built, so a one-process run draws exactly the masks it drew
-    before processes had streams of their own; the others start from seeds far from it.
+    began before the model was built, so a one-process run is the plain seeded run (its masks
+    depend on ``seed`` only, whether or not it was started as a data-parallel job); the others
+    start from seeds far from it.
     """
     import random
 

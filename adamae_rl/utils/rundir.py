@@ -79,8 +79,8 @@ def claim_run_dir(run_dir: str | Path) -> None:
     """Make ``run_dir``'s run files the trainer's, refusing a folder that holds others' files of
     those names (a ``config.yaml`` of your own, say).
 
-    A run directory written before the trainer kept a record (its ``config.yaml`` is a training
-    config) is adopted, so that it still resumes.
+    A run directory with no record of the trainer's files whose ``config.yaml`` is a training
+    config is adopted, so that it resumes.
 
     Raises:
         OutputError: naming the first foreign file.

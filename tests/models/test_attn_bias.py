@@ -8,7 +8,6 @@ import torch
 from adamae_rl.models import MAEConfig, build_mae
 from adamae_rl.models.attention_bias import distance_bias, grid_coordinates, head_slopes
 from adamae_rl.models.presets import mae_config
-from adamae_rl.models.videomae import attention, chunked_attention
 
 
 def _small(**overrides) -> torch.nn.Module:
@@ -83,37 +82,6 @@ def test_biased_model_trains_and_the_classifier_applies_the_same_bias() -> None:
     with torch.no_grad():
         expected = classifier.fc_norm(model.forward_encoder(video).mean(dim=1))
         assert torch.allclose(classifier.features(video), expected, atol=1e-5)
-
-
-def test_cpu_bf16_chunked_attention_adds_the_bias_like_sdpa() -> None:
-    gen = torch.Generator().manual_seed(0)
-    q, k, v = (torch.randn(2, 3, 40, 16, generator=gen) for _ in range(3))
-    bias = distance_bias(grid_coordinates((2, 4, 5)).unsqueeze(0), head_slopes(3))
-    reference = attention(q, k, v, bias)
-    chunked = chunked_attention(q.bfloat16(), k.bfloat16(), v.bfloat16(), chunk_bytes=40 * 40 * 2 * 2, bias=bias)
-    assert torch.allclose(chunked.float(), reference, atol=3e-2)
-    assert not torch.allclose(attention(q, k, v), reference, atol=3e-2)
-
-
-@pytest.mark.parametrize("bias_shape", [(2, 3), (1, 3), (2, 1), (1, 1)])
-@pytest.mark.parametrize("chunk_pairs", [1, 2, 3, 5])
-def test_chunked_attention_broadcasts_any_bias_like_sdpa(bias_shape: tuple[int, int], chunk_pairs: int) -> None:
-    """A bias shared by the clips and/or the heads, chunks of one head up to several clips: the
-    same outputs and gradients as SDPA with the bias expanded (fp32, so the match is tight)."""
-    gen = torch.Generator().manual_seed(1)
-    q, k, v = (torch.randn(2, 3, 24, 8, generator=gen, requires_grad=True) for _ in range(3))
-    bias = torch.randn(*bias_shape, 24, 24, generator=gen)
-
-    def run(fn):
-        out = fn(q, k, v)
-        grads = torch.autograd.grad((out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum(), (q, k, v))
-        return out, grads
-
-    reference = run(lambda *t: attention(*t, bias.expand(2, 3, 24, 24)))
-    chunked = run(lambda *t: chunked_attention(*t, chunk_bytes=chunk_pairs * 24 * 24 * 4, bias=bias))
-    assert torch.allclose(chunked[0], reference[0], atol=1e-5)
-    for ours, theirs in zip(chunked[1], reference[1]):
-        assert torch.allclose(ours, theirs, atol=1e-5)
 
 
 def test_decoder_in_token_order_matches_the_gathered_order() -> None:

@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from adamae_rl.models.videomae import chunked_attention
+from adamae_rl.models.attention import chunked_attention
 from adamae_rl.utils.flops import attention_backward_flops, attention_forward_flops, count_flops, matmul_peak
 
 B, H, L, D = 2, 3, 40, 16

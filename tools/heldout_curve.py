@@ -1,16 +1,17 @@
 """Held-out reconstruction curve of a short MAE run on synthetic clips, next to its reference levels.
 
-    python -m adamae_rl.evaluation.heldout_curve --attn-bias distance --lr 3e-3 --steps 600
+    python -m tools.heldout_curve --attn-bias distance --lr 3e-3 --steps 600
 
 Trains the ``tiny`` MAE with random masking and raw-pixel targets (AdamW betas 0.9/0.95, weight
 decay 0.05, linear warm-up then cosine decay), and scores it every ``--eval-every`` steps on the
-same held-out clips with the same masks. Before training it prints the reference levels on
-those clips and masks (``adamae_rl.evaluation.references``): the clip's mean colour, copying from
-the same place in another slice, and its static background. A loss at the mean-colour level means
-the MAE has learned colour only. Each figure is also given per group of masked tokens
-(``adamae_rl.evaluation.references.token_groups``): on a moving shape, background at a place
-visible in another slice, background at a place hidden in every slice. The model is built with VideoMAE's layout unless ``--pos-embed``
-or ``--attn-bias`` say otherwise (the training app's ``tiny`` config uses ``--attn-bias distance``).
+same held-out clips with the same masks. Before training it prints the reference levels on those
+clips and masks (:mod:`tools.references`): the clip's mean colour, copying from the same place in
+another slice, and its static background. A loss at the mean-colour level means the MAE has
+learned colour only. Each figure is also given per group of masked tokens
+(:func:`tools.references.token_groups`): on a moving shape, background at a place visible in
+another slice, background at a place hidden in every slice. The model is built with VideoMAE's
+layout unless ``--pos-embed`` or ``--attn-bias`` say otherwise (the training app's ``tiny``
+config uses ``--attn-bias distance``).
 """
 
 from __future__ import annotations
@@ -25,12 +26,13 @@ import torch
 from adamae_rl.cli import ArgumentParser, run_command
 from adamae_rl.data.synthetic import BACKGROUNDS, VAL_SEED_OFFSET, SyntheticClips
 from adamae_rl.errors import ConfigError
-from adamae_rl.evaluation.references import reference_token_errors, token_groups
 from adamae_rl.models import build_mae
 from adamae_rl.models.attention_bias import ATTN_BIASES
 from adamae_rl.models.videomae import POS_EMBEDS
 from adamae_rl.utils.files import atomic_write_text, claim_file
 from adamae_rl.utils.optim import param_groups, warmup_cosine_factor
+
+from tools.references import reference_token_errors, token_groups
 
 
 @dataclass
@@ -139,7 +141,7 @@ def _group_means(errors: torch.Tensor, groups: dict[str, torch.Tensor]) -> dict[
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     d = CurveSettings()
-    p = ArgumentParser(prog="python -m adamae_rl.evaluation.heldout_curve", description=__doc__,
+    p = ArgumentParser(prog="python -m tools.heldout_curve", description=__doc__,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--pos-embed", choices=POS_EMBEDS, default=d.pos_embed)
     p.add_argument("--attn-bias", choices=ATTN_BIASES, default=d.attn_bias)
@@ -150,7 +152,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                  "max_shapes", "val_clips", "eval_every", "seed"):
         p.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(d, name))
     p.add_argument("--background", choices=BACKGROUNDS, default=d.background,
-                   help="the clips' background (fine: the data before data.background existed)")
+                   help="the clips' background (fine: the ablation benchmark's)")
     p.add_argument("--lr", type=float, default=d.lr)
     p.add_argument("--out", help="also write the result as JSON here")
     p.add_argument("--force", action="store_true", help="overwrite an --out file this command did not write")

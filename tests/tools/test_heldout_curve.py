@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from adamae_rl.evaluation.heldout_curve import CurveSettings, heldout_curve, main
+from tools.heldout_curve import CurveSettings, heldout_curve, main
 
 
 def test_curve_reports_references_and_requested_steps() -> None:
