@@ -246,6 +246,14 @@ def render() -> str:
                       for r in _section_rows("decoder_mask.", schema.DecoderMaskConfig, _yaml(path), comments)]
     table("`decoder_mask`", "Decoder masking (unset by default: the decoder rebuilds every masked token).", mask_rows)
 
+    logger_dir = root / "logger"
+    logger_comments = {f"logger.{k}": v for path in sorted(logger_dir.glob("*.yaml")) for k, v in _comments(path).items()
+                       if k != "name"}
+    table("`logger`", "Where the metrics go besides `metrics.jsonl`: `logger=` "
+          + " | ".join(f"`{p.stem}`" for p in sorted(logger_dir.glob("*.yaml")))
+          + f" (default `{groups.get('logger', 'tensorboard')}`); `project`, `entity` and `mode` are read by `wandb`.",
+          _section_rows("logger.", schema.LoggerConfig, {}, logger_comments))
+
     for group, registry, skip in (("policy", POLICIES, GEOMETRY_KEYS), ("objective", OBJECTIVES, ("policy",))):
         out.extend([f"## `{group}`", "",
                     f"`{group}=NAME` picks a registered {group}; its options are the factory's keyword arguments, "
