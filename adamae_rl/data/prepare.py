@@ -52,7 +52,6 @@ from adamae_rl.data.video import (
 )
 from adamae_rl.errors import ConfigError, InputFileError, OutputError
 from adamae_rl.utils.files import OutputDir, atomic_write_text, record_name
-from adamae_rl.errors import InputFileError, OutputError
 
 MANIFEST = "prepare.json"
 SKIPPED_FILE = "skipped.txt"

@@ -102,7 +102,7 @@ def test_baseline_is_the_random_row_by_default_and_can_be_named() -> None:
 
 
 def test_difference_section_pairs_seeds_and_gives_the_t_interval() -> None:
-    from adamae_rl.ablation.report import difference_section, write_difference_csv
+    from adamae_rl.ablation.report import difference_section
 
     cells = expand_grid(MASK_TYPE, [0, 1, 2])
     top1 = {(r, s): 0.5 for r in range(6) for s in range(3)}

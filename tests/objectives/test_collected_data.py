@@ -19,7 +19,7 @@ from torchrl.data import LazyTensorStorage, ReplayBuffer
 from adamae_rl import foreground_enrichment, make_env, make_objective, make_policy
 from adamae_rl.envs.masked_video import clip_reward
 from adamae_rl.objectives.actor_critic import make_torchrl_loss
-from adamae_rl.objectives.reinforce import AdaMAELoss, PlackettLuceLoss
+from adamae_rl.objectives.reinforce import AdaMAELoss
 
 CLIPS = dict(img_size=32, num_frames=8)  # grid 4 x 4 x 4 = 64 tokens
 
