@@ -181,6 +181,13 @@ class RunParts:
     # fp16 only: one loss scaler for every optimizer (see train.train_step).
     scaler: torch.amp.GradScaler | None = None
 
+    def release_ddp(self) -> None:
+        """Put the modules inside the DistributedDataParallel wrappers back in their places, so that
+        the wrappers can be freed before the process group is destroyed (see
+        :func:`adamae_rl.utils.distributed.shutdown`). The run cannot train after this."""
+        self.policy = self.policy_module
+        self.env.forward_module = None
+
     @property
     def learnable(self) -> bool:
         return self.opt_policy is not None

@@ -175,6 +175,7 @@ def train(cfg: TrainConfig, run_dir: Path, proc: Process, device: torch.device, 
             log.warning("%s at step %d: checkpoint saved to %s; run the same command again to resume", name, progress.step, path)
         if metrics_log:
             metrics_log.close()
+        parts.release_ddp()
         shutdown()
         raise SystemExit(128 + stop_signal)
 
@@ -193,6 +194,7 @@ def train(cfg: TrainConfig, run_dir: Path, proc: Process, device: torch.device, 
     if metrics_log:
         metrics_log.log_hparams(flatten_config(cfg.as_dict()), progress.last_eval)
         metrics_log.close()
+    parts.release_ddp()
     shutdown()
     return summary
 

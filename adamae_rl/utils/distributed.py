@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 from dataclasses import dataclass
 
@@ -63,7 +64,14 @@ def all_reduce_mean(value: torch.Tensor) -> torch.Tensor:
 
 
 def shutdown() -> None:
+    """Leave the process group. Call it after dropping the run's DistributedDataParallel wrappers
+    (``RunParts.release_ddp``): a wrapper's gradient reducer holds the group, and when the reducer
+    is the group's last holder its destructor joins gloo's worker thread while holding the GIL,
+    which hangs whenever that thread still needs the GIL to free a finished collective's tensors.
+    Collected here, before the group is destroyed, the reducers leave the group to
+    ``destroy_process_group``, which destroys it without the GIL."""
     if dist.is_initialized():
+        gc.collect()  # wrappers kept alive by reference cycles go now, while the group is registered
         dist.destroy_process_group()
 
 
