@@ -17,13 +17,10 @@ from adamae_rl.errors import ConfigError
 
 def plain(cfg: Any) -> Any:
     """An OmegaConf node (or anything) as plain dicts/lists, interpolations resolved."""
-    try:
-        from omegaconf import DictConfig, ListConfig, OmegaConf
+    from omegaconf import DictConfig, ListConfig, OmegaConf  # a dependency of hydra-core
 
-        if isinstance(cfg, (DictConfig, ListConfig)):
-            return OmegaConf.to_container(cfg, resolve=True)
-    except ImportError:  # pragma: no cover - omegaconf ships with hydra-core
-        pass
+    if isinstance(cfg, (DictConfig, ListConfig)):
+        return OmegaConf.to_container(cfg, resolve=True)
     return cfg
 
 

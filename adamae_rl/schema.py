@@ -368,7 +368,12 @@ def validate_config(cfg: Mapping[str, Any] | TrainConfig) -> TrainConfig:
     """
     if isinstance(cfg, TrainConfig):
         cfg = cfg.as_dict()
-    problems = _schema_problems(TrainConfig, cfg)
+    typed, invalid = None, None
+    try:
+        typed = TrainConfig.model_validate(cfg)
+    except ValidationError as err:
+        invalid = err
+    problems = _describe(invalid, "") if invalid is not None else []
     if not problems:
         import_plugins(cfg.get("imports"))
         problems += _data_problems(cfg["data"])
@@ -376,9 +381,11 @@ def validate_config(cfg: Mapping[str, Any] | TrainConfig) -> TrainConfig:
         problems += _plugin_problems(cfg)
     if not problems:
         problems += _decoder_mask_problems(cfg)
+    if typed is None and not problems:  # only data-section errors, which the source's checks missed
+        problems = [describe_error(e, "") for e in invalid.errors(include_url=False)]
     if problems:
         raise ConfigError("; ".join(problems))
-    return TrainConfig.model_validate(cfg)
+    return typed
 
 
 def as_config(cfg: Mapping[str, Any] | TrainConfig) -> TrainConfig:
@@ -420,9 +427,15 @@ def _schema_problems(section: type[BaseModel], values: Any, prefix: str = "") ->
     try:
         section.model_validate(values)
     except ValidationError as err:
-        return [describe_error(e, prefix) for e in err.errors(include_url=False)
-                if not (prefix == "" and e["loc"][:1] == ("data",) and len(e["loc"]) > 1)]
+        return _describe(err, prefix)
     return []
+
+
+def _describe(err: ValidationError, prefix: str) -> list[str]:
+    """One ``key: problem (got value)`` per error; a data section's own errors are left to
+    :func:`_data_problems`, which checks it against its source's section."""
+    return [describe_error(e, prefix) for e in err.errors(include_url=False)
+            if not (prefix == "" and e["loc"][:1] == ("data",) and len(e["loc"]) > 1)]
 
 
 def _plugin_problems(cfg: Mapping[str, Any]) -> list[str]:
